@@ -1,0 +1,272 @@
+"""`scalelab fit`: every estimate with its interval, as a JSON-ready dict and as a table.
+
+A part that cannot be computed from the data is null with the reason in ``notes``; only the
+compute law, the reason to run a fit at all, raises FitError when it cannot be computed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scalelab.analysis.blas import one_blas_thread
+from scalelab.analysis.bootstrap import MIN_SUCCESS_SHARE, BootstrapDraws, bootstrap
+from scalelab.analysis.estimates import (
+    ESTIMATES,
+    examples_law_points,
+    params_law_points,
+)
+from scalelab.analysis.fitting import holdout_log_rmse
+from scalelab.analysis.frontier import frontier_indices
+from scalelab.analysis.points import PointArrays, Points, select_points
+from scalelab.errors import FitError
+
+# The Monte Carlo error of a 95% percentile interval is large below a few hundred resamples.
+FEW_RESAMPLES = 200
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The fits of one target on the full data, and their bootstrap draws."""
+
+    data: PointArrays
+    epochs: float
+    fits: dict[str, Any]  # name -> fit object, or None when it could not be computed
+    holdout_log_rmse: float | None  # of the compute law, when there are enough points
+    notes: list[str]
+    draws: BootstrapDraws
+
+
+def choose_epochs(epochs_in_data: np.ndarray, epochs: float | None) -> float:
+    """T for the allocation and the parametric fit: the one asked for, else the smallest T
+    (the paper fixes T = 50, its smallest)."""
+    available = np.unique(epochs_in_data)
+    if epochs is None:
+        return float(available[0])
+    match = available[np.isclose(available, epochs, rtol=1e-9, atol=0)]
+    if not len(match):
+        shown = ", ".join(f"{t:g}" for t in available[:10])
+        raise FitError(f"no points at T={epochs:g} epochs; epochs in the data: {shown}")
+    return float(match[0])
+
+
+def analyse(
+    data: PointArrays,
+    epochs: float,
+    *,
+    parts: Iterable[str] = tuple(ESTIMATES),
+    resamples: int = 1000,
+    seed: int = 0,
+    warm_start: bool = True,
+    analytic_gradients: bool = True,
+) -> Analysis:
+    """Fit ``parts`` (names of ESTIMATES) on the full data, then bootstrap them."""
+    fits: dict[str, Any] = {}
+    notes: list[str] = []
+    with one_blas_thread:
+        for name in parts:
+            try:
+                fits[name] = ESTIMATES[name].fit(data, epochs, None, analytic_gradients)
+            except FitError as exc:
+                if name == "compute_law":
+                    raise
+                fits[name] = None
+                notes.append(f"{name}: {exc}")
+        holdout = None
+        if "compute_law" in fits:
+            front = frontier_indices(data.compute, data.error)
+            try:
+                holdout = holdout_log_rmse(
+                    data.compute[front], data.error[front], shift=True, what="compute law"
+                )
+            except FitError as exc:
+                notes.append(f"compute_law: {exc}")
+        draws = bootstrap(
+            data,
+            epochs,
+            ESTIMATES,
+            fits,
+            resamples=resamples,
+            seed=seed,
+            warm_start=warm_start,
+            analytic_gradients=analytic_gradients,
+        )
+    return Analysis(data, epochs, fits, holdout, notes, draws)
+
+
+def fit_scaling(
+    df: pd.DataFrame,
+    target: str,
+    *,
+    epochs: float | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    method: str | None = None,
+) -> dict:
+    """Fit the scaling laws of one target in a ``scalelab.load_runs`` frame.
+
+    ``epochs`` is the T of the allocation and the parametric fit (default: the smallest T in
+    the data); ``method`` picks the probe method when the target has points from several;
+    ``bootstrap`` resamples of runs, seeded by ``seed``, give the 95% intervals.
+
+    Returns a JSON-serialisable dict: target, n_points, frontier, compute_law, params_law,
+    examples_law, allocation, parametric (each null when it cannot be computed, with the
+    reason in notes), excluded, checkpoint_ids, bootstrap and bootstrap_samples.
+    Raises FitError for no points, NaN or non-positive values, too few frontier points for
+    the compute law, or a compute law that does not converge.
+    """
+    if bootstrap < 0:
+        raise FitError(f"--bootstrap must be 0 or more resamples, got {bootstrap}")
+    points = select_points(df, target, method)
+    data = PointArrays.from_points(points)
+    t = choose_epochs(data.epochs, epochs)
+    analysis = analyse(data, t, resamples=bootstrap, seed=seed)
+    return _result(points, analysis)
+
+
+def _number(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: those become null."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _frontier(points: Points, data: PointArrays) -> list[dict]:
+    rows = points.frame.iloc[frontier_indices(data.compute, data.error)]
+    return [
+        {
+            "compute": float(r.compute),
+            "error": float(r.error),
+            "params": int(r.params),
+            "examples": int(r.examples),
+            "epochs": float(r.epochs),
+            "model": str(r.model),
+            "checkpoint_id": int(r.checkpoint_id),
+        }
+        for r in rows.itertuples()
+    ]
+
+
+def _result(points: Points, analysis: Analysis) -> dict:
+    fits, draws, data = analysis.fits, analysis.draws, analysis.data
+    notes = list(analysis.notes)
+
+    def ci(name: str, field: str) -> list[float] | None:
+        if fits.get(name) is None or draws.resamples == 0:
+            return None
+        return draws.interval(name, ESTIMATES[name].sample_fields.index(field))
+
+    law = fits["compute_law"]
+    result_frontier = _frontier(points, data)
+    result: dict[str, Any] = {
+        "target": points.target,
+        "method": points.method,
+        "n_points": len(data.error),
+        "n_runs": int(len(np.unique(data.run))),
+        "excluded": points.excluded,
+        "checkpoint_ids": [int(i) for i in points.frame["checkpoint_id"]],
+        "frontier": result_frontier,
+        "compute_law": {
+            "a": _number(law.a),
+            "b": _number(law.b),
+            "alpha": law.alpha,
+            "e_inf": law.e_inf,
+            "alpha_ci": ci("compute_law", "alpha"),
+            "e_inf_ci": ci("compute_law", "e_inf"),
+            "r2": _number(law.r2),
+            "holdout_log_rmse": _number(analysis.holdout_log_rmse),
+            "n_points": len(result_frontier),
+        },
+    }
+    for name, select in (("params_law", params_law_points), ("examples_law", examples_law_points)):
+        fit = fits.get(name)
+        result[name] = (
+            None
+            if fit is None
+            else {
+                "a": _number(fit.a),
+                "alpha": fit.alpha,
+                "e_inf": fit.e_inf,
+                "alpha_ci": ci(name, "alpha"),
+                "r2": _number(fit.r2),
+                "n_points": len(select(data).x),
+                **select(data).fixed,
+            }
+        )
+    alloc = fits.get("allocation")
+    result["allocation"] = (
+        None
+        if alloc is None
+        else {
+            "epochs": alloc.epochs,
+            "params_exponent": alloc.params_exponent,
+            "params_exponent_ci": ci("allocation", "params_exponent"),
+            "examples_exponent": alloc.examples_exponent,
+            "examples_exponent_ci": ci("allocation", "examples_exponent"),
+            "params_coefficient": _number(alloc.params_coefficient),
+            "examples_coefficient": _number(alloc.examples_coefficient),
+            "n_points": alloc.n_points,
+        }
+    )
+    par = fits.get("parametric")
+    result["parametric"] = (
+        None
+        if par is None
+        else {
+            "E": par.E,
+            "A": _number(par.A),
+            "B": _number(par.B),
+            "alpha": par.alpha,
+            "beta": par.beta,
+            "params_exponent": par.params_exponent,
+            "examples_exponent": par.examples_exponent,
+            "alpha_ci": ci("parametric", "alpha"),
+            "beta_ci": ci("parametric", "beta"),
+            "params_exponent_ci": ci("parametric", "params_exponent"),
+            "examples_exponent_ci": ci("parametric", "examples_exponent"),
+            "epochs": analysis.epochs,
+            "n_points": len(data.at_epochs(analysis.epochs).error),
+            "huber_loss": par.loss,
+        }
+    )
+    result["bootstrap"] = {
+        "resamples": draws.resamples,
+        "seed": draws.seed,
+        "unit": "run",
+        "succeeded": {name: draws.succeeded(name) for name in draws.samples},
+    }
+    # Kept so that `scalelab plan` can put an interval on a prediction at any budget.
+    result["bootstrap_samples"] = {
+        name: [[_number(v) for v in s] for s in draws.samples.get(name, [])]
+        for name in ("compute_law", "allocation")
+    }
+    notes.extend(_bootstrap_notes(draws))
+    result["notes"] = notes
+    return result
+
+
+def _bootstrap_notes(draws: BootstrapDraws) -> list[str]:
+    if draws.resamples == 0:
+        return ["bootstrap: 0 resamples asked for, so no intervals"]
+    notes = []
+    if draws.resamples < FEW_RESAMPLES:
+        notes.append(
+            f"bootstrap: only {draws.resamples} resamples; intervals are rough "
+            f"(use --bootstrap {FEW_RESAMPLES * 5} or more)"
+        )
+    for name in draws.samples:
+        ok = draws.succeeded(name)
+        if ok < draws.resamples:
+            verdict = (
+                "its interval uses the others"
+                if ok >= MIN_SUCCESS_SHARE * draws.resamples
+                else "too few to give an interval"
+            )
+            notes.append(
+                f"{name}: {draws.resamples - ok} of {draws.resamples} resamples could not be "
+                f"fitted (too few points or no convergence); {verdict}"
+            )
+    return notes

@@ -1,0 +1,128 @@
+"""Plain-text tables of a fit and of a plan, as `scalelab fit` and `scalelab plan` print them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def _ci(interval: Sequence[float] | None) -> str:
+    return "—" if interval is None else f"[{interval[0]:.4g}, {interval[1]:.4g}]"
+
+
+FIT_HEADER = ("quantity", "estimate", "95% interval", "paper")
+PLAN_HEADER = ("quantity", "prediction", "95% interval")
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join("-" * w for w in widths)
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    rendered = [fmt.format(*r).rstrip() for r in (header, *rows)]
+    return [rendered[0], line, *rendered[1:]]
+
+
+def render_fit(result: dict) -> str:
+    """The fit of `scalelab fit` as a table with its frontier range, exclusions and notes."""
+    excluded = ", ".join(f"{n} {k}" for k, n in result["excluded"].items() if n) or "none"
+    front = result["frontier"]
+    law = result["compute_law"]
+    lines = [
+        f"target {result['target']} ({result['method'] or 'no method'}): "
+        f"{result['n_points']} points from {result['n_runs']} runs; excluded: {excluded}",
+        f"frontier: {len(front)} points, C from {front[0]['compute']:.3g} to "
+        f"{front[-1]['compute']:.3g} FLOP"
+        + (
+            f"; inputs unchanged since fit {result['fit_id']}, reused"
+            if result.get("reused")
+            else f"; stored as fit {result['fit_id']}"
+            if "fit_id" in result
+            else ""
+        ),
+        "",
+    ]
+    rows = [
+        ("E(C) = a(b+C)^-α + E∞:  α", _num(law["alpha"]), _ci(law["alpha_ci"]), "0.12-0.35"),
+        ("  E∞", _num(law["e_inf"]), _ci(law.get("e_inf_ci")), ""),
+        ("  a, b", f"{_num(law['a'])}, {_num(law['b'])}", "", ""),
+        ("  R² (log)", _num(law["r2"]), "", ""),
+        ("  hold-out RMS log error", _num(law["holdout_log_rmse"]), "", ""),
+    ]
+    for key, label, paper in (
+        ("params_law", "E(P) = a·P^-α + E∞:  α_P", "≈ 1"),
+        ("examples_law", "E(N) = a·N^-α + E∞:  α_N", "≈ 0.35"),
+    ):
+        part = result[key]
+        rows.append((label, _num(part and part["alpha"]), _ci(part and part["alpha_ci"]), paper))
+    alloc = result["allocation"]
+    at = f" (T={alloc['epochs']:g})" if alloc else ""
+    rows += [
+        (
+            f"P*(C) ∝ C^a{at}",
+            _num(alloc and alloc["params_exponent"]),
+            _ci(alloc and alloc["params_exponent_ci"]),
+            "≈ 0.35",
+        ),
+        (
+            f"N*(C) ∝ C^b{at}",
+            _num(alloc and alloc["examples_exponent"]),
+            _ci(alloc and alloc["examples_exponent_ci"]),
+            "≈ 0.65",
+        ),
+    ]
+    par = result["parametric"]
+    if par:
+        rows += [
+            (
+                f"E + A/P^α + B/N^β (T={par['epochs']:g}):  α",
+                _num(par["alpha"]),
+                _ci(par["alpha_ci"]),
+                "",
+            ),
+            ("  β", _num(par["beta"]), _ci(par["beta_ci"]), ""),
+            ("  E, A, B", f"{_num(par['E'])}, {_num(par['A'])}, {_num(par['B'])}", "", ""),
+            (
+                "  a = β/(α+β)",
+                _num(par["params_exponent"]),
+                _ci(par["params_exponent_ci"]),
+                "≈ 0.35",
+            ),
+            (
+                "  b = α/(α+β)",
+                _num(par["examples_exponent"]),
+                _ci(par["examples_exponent_ci"]),
+                "≈ 0.65",
+            ),
+        ]
+    else:
+        rows.append(("E + A/P^α + B/N^β", "—", "—", ""))
+    lines += _table(FIT_HEADER, rows)
+    boot = result["bootstrap"]
+    lines.append(
+        f"\nintervals: bootstrap over runs, {boot['resamples']} resamples, seed {boot['seed']}"
+    )
+    lines += [f"note: {n}" for n in result["notes"]]
+    return "\n".join(lines)
+
+
+def render_plan(plan: dict) -> str:
+    """The forecast of `scalelab plan` as a table and the configuration to run."""
+    rows = [
+        ("best error E(C)", _num(plan["predicted_error"]), _ci(plan["predicted_error_ci"])),
+        ("P*(C) parameters", _num(plan["params"]), _ci(plan["params_ci"])),
+        ("N*(C) examples", _num(plan["examples"]), _ci(plan["examples_ci"])),
+    ]
+    lines = [f"target {plan['target']}, budget C = {plan['budget']:.4g} FLOP", ""]
+    lines += _table(PLAN_HEADER, rows)
+    config = plan["config"]
+    if config:
+        lines.append(
+            f"\nrun: {config['model']} ({config['params']:,} parameters, {config['flops']:,} "
+            f"FLOP per example) on N = {config['examples']:,} examples for "
+            f"T = {config['epochs']:.4g} epochs (C = {config['compute']:.4g} FLOP)"
+        )
+    lines += [f"note: {n}" for n in plan["notes"]]
+    return "\n".join(lines)

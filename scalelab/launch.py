@@ -1,0 +1,123 @@
+"""`scalelab launch`: start K `run-worker` processes locally, or as a SLURM job array.
+
+Every worker drains the same queue (the database given with --db, which must be PostgreSQL
+for workers on several nodes) until it is empty or the worker's time is nearly up; then it
+checkpoints and releases its job, so a preempted or timed-out worker loses nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from scalelab.errors import ScalelabError
+from scalelab.store.engine import is_sqlite, open_engine
+
+
+class LaunchError(ScalelabError):
+    """Workers cannot be launched as asked."""
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    workers: int
+    executor: str = "local"  # local | slurm
+    device: str = "auto"
+    until_empty: bool = True
+    workdir: Path = Path("work")
+    partition: str | None = None
+    gpus_per_worker: int = 1
+    cpus_per_worker: int | None = None
+    time_min: int = 60
+    array_parallelism: int | None = None
+    log_dir: Path = Path("work/slurm-logs")
+
+
+def worker_args(db: str | None, options: LaunchOptions, time_limit_min: float | None) -> list[str]:
+    args = ["run-worker", "--device", options.device, "--workdir", str(options.workdir)]
+    if options.until_empty:
+        args.append("--until-empty")
+    if time_limit_min:
+        args += ["--time-limit-min", f"{time_limit_min:g}"]
+    if db:
+        args += ["--db", db]
+    return args
+
+
+def launch_local(db: str | None, options: LaunchOptions) -> list[int]:
+    """Run K workers as local processes sharing the CPU cores; wait; return exit codes."""
+    env = {**os.environ, "SCALELAB_WORKERS_PER_HOST": str(options.workers)}
+    cmd = [sys.executable, "-m", "scalelab.cli", *worker_args(db, options, None)]
+    procs = [subprocess.Popen(cmd, env=env) for _ in range(options.workers)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for proc in procs:  # each worker checkpoints and releases its job, then exits
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return [proc.wait() for proc in procs]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _slurm_worker(argv: list[str]) -> None:
+    """Runs on the compute node (pickled by submitit): one worker process's work."""
+    from scalelab.cli import app
+
+    app(argv, standalone_mode=False)
+
+
+def launch_slurm(db: str | None, options: LaunchOptions, *, cluster: str = "slurm") -> list[str]:
+    """Submit one SLURM job array of K workers through submitit; return the job ids.
+
+    ``cluster="debug"`` runs the array in this process (submitit's stand-in for tests).
+    """
+    try:
+        import submitit
+    except ImportError:
+        raise LaunchError(
+            "the SLURM executor needs submitit: pip install 'scalelab[cluster]'"
+        ) from None
+    if not options.partition:
+        raise LaunchError("--executor slurm needs --partition NAME (see `sinfo`)")
+    executor = submitit.AutoExecutor(folder=str(options.log_dir), cluster=cluster)
+    executor.update_parameters(
+        slurm_partition=options.partition,
+        timeout_min=options.time_min,
+        gpus_per_node=options.gpus_per_worker,
+        tasks_per_node=1,
+        cpus_per_task=options.cpus_per_worker or 8,
+        slurm_array_parallelism=options.array_parallelism or options.workers,
+        name="scalelab-worker",
+    )
+    # Stop 5 minutes (or 10%) before SLURM's limit: time to checkpoint and release the job.
+    margin = max(5.0, 0.1 * options.time_min)
+    argv = worker_args(db, options, max(options.time_min - margin, 1.0))
+    jobs = executor.map_array(_slurm_worker, [argv] * options.workers)
+    if cluster == "debug":
+        for job in jobs:
+            job.result()  # debug jobs run when their result is asked for
+    return [str(job.job_id) for job in jobs]
+
+
+def launch(db: str | None, options: LaunchOptions) -> list[int] | list[str]:
+    if options.workers < 1:
+        raise LaunchError(f"--workers must be ≥ 1, got {options.workers}")
+    engine = open_engine(db, create=False)  # fail here, not in K workers, if the DB is wrong
+    if options.executor == "local":
+        return launch_local(db, options)
+    if options.executor == "slurm":
+        if is_sqlite(engine):
+            raise LaunchError(
+                "SLURM workers on several nodes cannot share a SQLite file (network filesystems "
+                "break its locking); use --db postgresql+psycopg://... (see `scalelab db copy`)"
+            )
+        return launch_slurm(db, options)
+    raise LaunchError(f"unknown executor {options.executor!r}; use local or slurm")

@@ -1,0 +1,302 @@
+"""Writing results (checkpoints, probes, fits) and reading them back as a DataFrame."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import Session
+
+from scalelab.store.engine import open_engine, session_scope
+from scalelab.store.queue import Lease, check_lease
+from scalelab.store.schema import Checkpoint, Fit, Job, ProbeResultRow, Provenance, Sweep
+
+FLOP_CONVENTION = "mac"  # one multiply-accumulate = one FLOP (fvcore, the paper's convention)
+RUN_COLUMNS = [
+    "checkpoint_id",
+    "job_id",
+    "sweep",
+    "source",
+    "status",
+    "model",
+    "params",
+    "flops",
+    "flop_convention",
+    "examples",
+    "seed",
+    "epochs",
+    "compute",
+    "target",
+    "method",
+    "error",
+    "upstream_error",
+    "train_loss",
+    "wall_seconds",
+    "batch_size",
+    "lr",
+]
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """NaN and infinities are stored as NULL: a diverged metric is not a number to fit."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+@lru_cache(maxsize=1)
+def _git_commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def provenance_id(session: Session, device: str) -> int:
+    """The row describing this process (scalelab version and commit, torch, device, host)."""
+    import torch
+
+    from scalelab import __version__
+
+    key = {
+        "scalelab_version": __version__,
+        "git_commit": _git_commit(),
+        "torch_version": torch.__version__,
+        "device": device,
+        "host": socket.gethostname(),
+    }
+    row = session.scalars(select(Provenance).filter_by(**key)).first()
+    if row is None:
+        row = Provenance(**key)
+        session.add(row)
+        session.flush()
+    return row.id
+
+
+@dataclass(frozen=True)
+class CheckpointMetrics:
+    epochs: float
+    flops: float
+    compute: float
+    wall_seconds: float | None = None
+    achieved_flops_per_s: float | None = None
+    train_loss: float | None = None
+    upstream_loss: float | None = None
+    upstream_error: float | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    target: str
+    method: str
+    error: float
+    details: dict[str, Any]
+    wall_seconds: float | None = None
+
+
+def replace_checkpoint(
+    session: Session, job_id: int, metrics: CheckpointMetrics, device: str
+) -> Checkpoint:
+    # A resumed job re-evaluates a T its dead predecessor may have recorded: replace it.
+    session.execute(
+        delete(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.epochs == metrics.epochs)
+    )
+    ckpt = Checkpoint(
+        job_id=job_id,
+        epochs=metrics.epochs,
+        flops=metrics.flops,
+        flop_convention=FLOP_CONVENTION,
+        compute=metrics.compute,
+        wall_seconds=finite_or_none(metrics.wall_seconds),
+        achieved_flops_per_s=finite_or_none(metrics.achieved_flops_per_s),
+        train_loss=finite_or_none(metrics.train_loss),
+        upstream_loss=finite_or_none(metrics.upstream_loss),
+        upstream_error=finite_or_none(metrics.upstream_error),
+        path=metrics.path,
+        provenance_id=provenance_id(session, device),
+    )
+    session.add(ckpt)
+    session.flush()
+    return ckpt
+
+
+def probe_row(checkpoint_id: int, probe: ProbeRecord) -> ProbeResultRow:
+    return ProbeResultRow(
+        checkpoint_id=checkpoint_id,
+        target=probe.target,
+        method=probe.method,
+        error=probe.error,
+        details=probe.details,
+        wall_seconds=finite_or_none(probe.wall_seconds),
+    )
+
+
+def record_checkpoint(
+    engine: Engine,
+    lease: Lease,
+    metrics: CheckpointMetrics,
+    probes: list[ProbeRecord],
+    *,
+    device: str,
+    lease_s: float,
+) -> int:
+    """Store one evaluated T and its probes atomically, under the worker's lease.
+
+    Raises LeaseLost (and writes nothing) if the job was taken over.
+    """
+    with session_scope(engine) as session:
+        check_lease(session, lease, lease_s=lease_s)
+        ckpt = replace_checkpoint(session, lease.job_id, metrics, device)
+        for probe in probes:
+            session.add(probe_row(ckpt.id, probe))
+        return ckpt.id
+
+
+def record_probe(engine: Engine, checkpoint_id: int, probe: ProbeRecord) -> None:
+    """Store (or replace) one probe result of a stored checkpoint (re-probing)."""
+    with session_scope(engine) as session:
+        session.execute(
+            delete(ProbeResultRow).where(
+                ProbeResultRow.checkpoint_id == checkpoint_id,
+                ProbeResultRow.target == probe.target,
+                ProbeResultRow.method == probe.method,
+            )
+        )
+        session.add(probe_row(checkpoint_id, probe))
+
+
+def stored_checkpoints(engine: Engine, job_id: int) -> list[Checkpoint]:
+    with session_scope(engine, write=False) as session:
+        return list(
+            session.scalars(
+                select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.epochs)
+            )
+        )
+
+
+def save_fit(engine: Engine, target: str, result: dict[str, Any], checkpoint_ids: list[int]) -> int:
+    with session_scope(engine) as session:
+        fit = Fit(target=target, result=result, checkpoint_ids=[int(i) for i in checkpoint_ids])
+        session.add(fit)
+        session.flush()
+        return fit.id
+
+
+def latest_fit(engine: Engine, target: str) -> dict[str, Any] | None:
+    with session_scope(engine, write=False) as session:
+        fit = session.scalars(
+            select(Fit).where(Fit.target == target).order_by(Fit.id.desc()).limit(1)
+        ).first()
+        return {**fit.result, "fit_id": fit.id} if fit else None
+
+
+def runs_frame(engine: Engine) -> pd.DataFrame:
+    """One row per (checkpoint, target); held-out pretraining error as target 'upstream'."""
+    with session_scope(engine, write=False) as session:
+        rows = session.execute(
+            select(
+                Checkpoint.id,
+                Job.id,
+                Sweep.name,
+                Sweep.source,
+                Job.status,
+                Job.model,
+                Job.params,
+                Checkpoint.flops,
+                Checkpoint.flop_convention,
+                Job.examples,
+                Job.seed,
+                Checkpoint.epochs,
+                Checkpoint.compute,
+                Checkpoint.upstream_error,
+                Checkpoint.train_loss,
+                Checkpoint.wall_seconds,
+                Job.config,
+            )
+            .join(Job, Checkpoint.job_id == Job.id)
+            .join(Sweep, Job.sweep_id == Sweep.id)
+            .order_by(Checkpoint.id)
+        ).all()
+        probes = session.execute(
+            select(
+                ProbeResultRow.checkpoint_id,
+                ProbeResultRow.target,
+                ProbeResultRow.method,
+                ProbeResultRow.error,
+            ).order_by(ProbeResultRow.id)
+        ).all()
+    by_ckpt: dict[int, list[tuple[str, str, float]]] = {}
+    for ckpt_id, target, method, error in probes:
+        by_ckpt.setdefault(ckpt_id, []).append((target, method, error))
+    records = []
+    for (
+        ckpt_id,
+        job_id,
+        sweep,
+        source,
+        status,
+        model,
+        params,
+        flops,
+        convention,
+        examples,
+        seed,
+        epochs,
+        compute,
+        upstream_error,
+        train_loss,
+        wall,
+        config,
+    ) in rows:
+        train = (config or {}).get("train", {})
+        base = {
+            "checkpoint_id": ckpt_id,
+            "job_id": job_id,
+            "sweep": sweep,
+            "source": source,
+            "status": status,
+            "model": model,
+            "params": params,
+            "flops": flops,
+            "flop_convention": convention,
+            "examples": examples,
+            "seed": seed,
+            "epochs": epochs,
+            "compute": compute,
+            "upstream_error": upstream_error,
+            "train_loss": train_loss,
+            "wall_seconds": wall,
+            "batch_size": train.get("batch_size"),
+            "lr": train.get("lr"),
+        }
+        targets = list(by_ckpt.get(ckpt_id, []))
+        if upstream_error is not None:
+            targets.append(("upstream", "upstream", upstream_error))
+        for target, method, error in targets:
+            records.append({**base, "target": target, "method": method, "error": error})
+    frame = pd.DataFrame.from_records(records, columns=RUN_COLUMNS)
+    for column in ("batch_size", "lr", "upstream_error", "train_loss", "wall_seconds", "error"):
+        frame[column] = frame[column].astype(float)
+    return frame
+
+
+def load_runs(db: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Public API: every evaluated checkpoint of a database as a DataFrame (see RUN_COLUMNS)."""
+    return runs_frame(open_engine(db, create=False))

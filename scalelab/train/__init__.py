@@ -1,0 +1,1 @@
+"""Training: optimizers, the per-batch step, devices, the training loop and the worker."""

@@ -1,0 +1,337 @@
+"""Running one claimed job: train to the largest T, evaluating and recording at every T.
+
+The job resumes from the furthest checkpoint at or before the first T that is not recorded
+yet, so a job reclaimed after its worker died (or extended with a larger T) continues where
+it stopped. Data order is a function of (seed, epoch) and the augmentation generator's state
+is checkpointed, so on the CPU a resumed run reproduces an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from sqlalchemy import Engine
+
+from scalelab.data import (
+    TrainAugment,
+    make_loader,
+    pretraining_source,
+    stratified_subset,
+    to_model_input,
+)
+from scalelab.flops import model_cost
+from scalelab.grid import config_hash
+from scalelab.models import build_model
+from scalelab.probe import probe_encoder
+from scalelab.store.queue import Lease
+from scalelab.store.results import (
+    CheckpointMetrics,
+    ProbeRecord,
+    record_checkpoint,
+    stored_checkpoints,
+)
+from scalelab.train import checkpoint
+from scalelab.train.schedule import lr_factor
+from scalelab.train.step import TrainStep, make_optimizer
+
+Position = tuple[int, int]  # (epochs completed, batches done in the next epoch)
+
+
+class Diverged(Exception):
+    """The training loss became NaN or infinite."""
+
+
+class Stopped(Exception):
+    """Training stopped early on request (signal, time limit, lost lease); reason in args."""
+
+
+@dataclass
+class JobControl:
+    """How the worker talks to a running job."""
+
+    stop_reason: Callable[[], str | None]  # a reason to stop now (SIGTERM, time limit, ...)
+    lease_lost: Callable[[], bool]
+    progress: Callable[[dict[str, Any]], None] = lambda info: None
+    checkpoint_every_s: float = 600.0
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue training bit-for-bit from a position."""
+
+    position: Position = (0, 0)
+    wall_seconds: float = 0.0  # training time only, evaluation excluded
+    loss_sum: float = 0.0  # over the batches of the current epoch so far
+    loss_count: int = 0
+    last_epoch_loss: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+class JobRunner:
+    def __init__(
+        self,
+        engine: Engine,
+        lease: Lease,
+        *,
+        device: torch.device,
+        workdir: Path,
+        lease_s: float,
+        control: JobControl,
+    ) -> None:
+        self.engine = engine
+        self.lease = lease
+        self.device = device
+        self.lease_s = lease_s
+        self.control = control
+        cfg = lease.config
+        self.cfg = cfg
+        self.train_cfg = cfg["train"]
+        self.resolution = int(cfg["resolution"])
+        self.classes = int(cfg["classes"])
+        self.examples = int(cfg["examples"])
+        self.seed = int(cfg["seed"])
+        self.dir = workdir / config_hash(cfg)[:16]
+        self.flops = model_cost(cfg["model"], self.classes, self.resolution).flops
+        self.train_epochs = int(cfg.get("train_epochs", max(lease.epochs)))
+
+        torch.manual_seed(self.seed)
+        self.model = build_model(cfg["model"], self.classes, self.resolution).to(device)
+        tc = self.train_cfg
+        self.optimizer = make_optimizer(
+            self.model, tc["optimizer"], tc["lr"], tc["weight_decay"], (tc["beta1"], tc["beta2"])
+        )
+        self.step = TrainStep(
+            self.model,
+            self.optimizer,
+            device=device,
+            accumulation_steps=int(tc["accumulation_steps"]),
+            compile=bool(tc["compile"]),
+        )
+        self.source = pretraining_source(cfg["dataset"], "train", self.resolution)
+        self.subset = stratified_subset(self.source.labels, self.examples, self.seed)
+        self.heldout = pretraining_source(cfg["dataset"], "heldout", self.resolution)
+        n_held = min(int(tc["heldout_examples"]), len(self.heldout))
+        self.heldout_idx = stratified_subset(self.heldout.labels, n_held, 0)
+        self.augment = TrainAugment(
+            self.classes,
+            self.source.mean,
+            self.source.std,
+            self.resolution,
+            flip=bool(tc["flip"]),
+            crop_scale=tuple(tc["crop_scale"]),
+            mixup=float(tc["mixup"]),
+            label_smoothing=float(tc["label_smoothing"]),
+        )
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(self.seed)
+        self.batch_size = int(tc["batch_size"])
+        self.steps_per_epoch = math.ceil(self.examples / self.batch_size)
+
+    # ── checkpoints ──────────────────────────────────────────────────────────────────────
+
+    def _path(self, position: Position) -> Path:
+        epochs, batches = position
+        return self.dir / ("latest.pt" if batches else f"T{epochs}.pt")
+
+    def _save(self, state: TrainState, path: Path) -> None:
+        checkpoint.save_atomic(
+            {
+                "config": self.cfg,
+                "position": list(state.position),
+                "wall_seconds": state.wall_seconds,
+                "loss_sum": state.loss_sum,
+                "loss_count": state.loss_count,
+                "last_epoch_loss": state.last_epoch_loss,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(),
+            },
+            path,
+        )
+
+    def _resume(self, before: int) -> TrainState:
+        """Load the furthest checkpoint at or before epoch `before`; a fresh state if none.
+
+        A T checkpoint's position is in its name; latest.pt must be read to know its own, and
+        is then kept rather than read (model and optimizer, often GBs) a second time.
+        """
+        states: dict[Position, Path | dict[str, Any]] = {
+            (int(path.stem[1:]), 0): path for path in self.dir.glob("T*.pt")
+        }
+        latest = self.dir / "latest.pt"
+        if latest.exists():
+            loaded = checkpoint.load(latest)
+            states.setdefault(tuple(loaded["position"]), loaded)
+        usable = [pos for pos in states if pos <= (before, 0)]
+        if not usable:
+            return TrainState()
+        chosen = states[max(usable)]
+        saved = checkpoint.load(chosen) if isinstance(chosen, Path) else chosen
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.generator.set_state(saved["generator"])
+        return TrainState(
+            position=(int(saved["position"][0]), int(saved["position"][1])),
+            wall_seconds=float(saved["wall_seconds"]),
+            loss_sum=float(saved["loss_sum"]),
+            loss_count=int(saved["loss_count"]),
+            last_epoch_loss=saved["last_epoch_loss"],
+        )
+
+    # ── evaluation ───────────────────────────────────────────────────────────────────────
+
+    @torch.inference_mode()
+    def _upstream(self) -> tuple[float, float]:
+        """Held-out pretraining loss and top-1 error (no augmentation)."""
+        self.model.eval()
+        loss_sum = errors = 0.0
+        loader = make_loader(
+            self.heldout,
+            self.heldout_idx,
+            1024,
+            self.device,
+            shuffle=False,
+            seed=0,
+            drop_last=False,
+        )
+        for x_u8, y in loader:
+            x = to_model_input(x_u8, self.heldout.mean, self.heldout.std, self.resolution)
+            logits, _ = self.model(x)  # (B, K)
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
+            errors += (logits.argmax(dim=1) != y).sum().item()
+        n = len(self.heldout_idx)
+        return loss_sum / n, errors / n
+
+    def _evaluate(self, state: TrainState) -> None:
+        epochs = state.position[0]
+        self.control.progress({"phase": "evaluate", "epoch": epochs})
+        upstream_loss, upstream_error = self._upstream()
+        probe_cfg = self.cfg["probe"]
+        probes = []
+        for target in probe_cfg["targets"]:
+            result = probe_encoder(
+                self.model,
+                target,
+                method=probe_cfg["method"],
+                resolution=self.resolution,
+                device=self.device,
+                settings=probe_cfg["settings"],
+                seed=self.seed,
+            )
+            probes.append(
+                ProbeRecord(
+                    target, result.method, result.error, result.details, result.wall_seconds
+                )
+            )
+        self.model.train()
+        compute = float(self.flops) * 3 * self.examples * epochs
+        metrics = CheckpointMetrics(
+            epochs=float(epochs),
+            flops=float(self.flops),
+            compute=compute,
+            wall_seconds=state.wall_seconds,
+            achieved_flops_per_s=compute / state.wall_seconds if state.wall_seconds else None,
+            train_loss=state.last_epoch_loss if epochs else None,
+            upstream_loss=upstream_loss,
+            upstream_error=upstream_error,
+            path=str(self._path(state.position)),
+        )
+        record_checkpoint(
+            self.engine,
+            self.lease,
+            metrics,
+            probes,
+            device=str(self.device),
+            lease_s=self.lease_s,
+        )
+
+    # ── training ─────────────────────────────────────────────────────────────────────────
+
+    def _check_stop(self, state: TrainState) -> None:
+        if self.control.lease_lost():
+            raise Stopped("lease lost")
+        reason = self.control.stop_reason()
+        if reason:
+            self._save(state, self.dir / "latest.pt")
+            raise Stopped(reason)
+
+    def _train_epoch(self, state: TrainState) -> None:
+        epoch, skip = state.position
+        tc = self.train_cfg
+        loader = make_loader(
+            self.source,
+            self.subset,
+            self.batch_size,
+            self.device,
+            shuffle=True,
+            seed=_epoch_seed(self.seed, epoch),
+            drop_last=False,
+        )
+        last_save = time.monotonic()
+        for batch, (x_u8, y) in enumerate(loader):
+            if batch < skip:  # resuming mid-epoch: the order is the same, skip what was done
+                continue
+            start = time.perf_counter()
+            progress = epoch + batch / self.steps_per_epoch
+            factor = lr_factor(progress, self.train_epochs, tc["schedule"], tc["warmup_epochs"])
+            for group in self.optimizer.param_groups:
+                group["lr"] = tc["lr"] * factor
+            x, y_soft = self.augment(x_u8, y, self.generator)  # (B, 3, R, R), (B, K)
+            loss = self.step(x, y_soft)
+            elapsed = time.perf_counter() - start
+            if not math.isfinite(loss):
+                raise Diverged(
+                    f"loss became {loss} at epoch {epoch + 1}, step {batch + 1}; "
+                    "lower the learning rate"
+                )
+            state.wall_seconds += elapsed
+            state.loss_sum += loss
+            state.loss_count += 1
+            state.position = (epoch, batch + 1)
+            self.control.progress(
+                {
+                    "phase": "train",
+                    "epoch": epoch + 1,
+                    "epochs": self.train_epochs,
+                    "batch": batch + 1,
+                    "batches": self.steps_per_epoch,
+                    "loss": loss,
+                    "images_per_s": x.shape[0] / elapsed if elapsed else 0.0,
+                }
+            )
+            self._check_stop(state)
+            if time.monotonic() - last_save > self.control.checkpoint_every_s:
+                self._save(state, self.dir / "latest.pt")
+                last_save = time.monotonic()
+        state.last_epoch_loss = state.loss_sum / max(state.loss_count, 1)
+        state.position, state.loss_sum, state.loss_count = (epoch + 1, 0), 0.0, 0
+
+    def run(self) -> None:
+        """Train and evaluate every T not recorded yet. Raises Diverged or Stopped."""
+        recorded = {c.epochs for c in stored_checkpoints(self.engine, self.lease.job_id)}
+        pending = sorted(int(t) for t in self.lease.epochs if t not in recorded)
+        if not pending:
+            return
+        state = self._resume(pending[0])
+        while pending:
+            epochs, batches = state.position
+            if batches == 0 and epochs in pending:
+                path = self.dir / f"T{epochs}.pt"
+                if not path.exists():
+                    self._save(state, path)
+                self._evaluate(state)
+                pending.remove(epochs)
+                continue
+            self._train_epoch(state)
+            self._save(state, self.dir / "latest.pt")
