@@ -218,6 +218,21 @@ def session_scope(engine: Engine, *, write: bool = True) -> Iterator[Session]:
             session.close()
 
 
+def take_turns(session: Session, name: str) -> None:
+    """Within a writing transaction: wait until no other transaction holds the turn ``name``.
+
+    Creating a shared row (a sweep, the provenance of a process) is a lookup then an insert
+    under a unique constraint. On PostgreSQL two transactions can both miss the row, and the
+    second then fails on the constraint; a transaction-scoped advisory lock makes them take
+    turns, and the second's lookup (a new statement, so a new snapshot) finds the first's
+    row. SQLite's writing transactions already run one at a time (BEGIN IMMEDIATE).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:turn))"), {"turn": f"scalelab:{name}"}
+        )
+
+
 @lru_cache(maxsize=16)
 def _sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)

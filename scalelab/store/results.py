@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
-from scalelab.store.engine import open_engine, session_scope
+from scalelab.store.engine import open_engine, session_scope, take_turns
 from scalelab.store.queue import Lease, check_lease
 from scalelab.store.schema import Checkpoint, Fit, Job, ProbeResultRow, Provenance, Sweep
 
@@ -81,6 +81,7 @@ def provenance_id(session: Session, device: str) -> int:
         "device": device,
         "host": socket.gethostname(),
     }
+    take_turns(session, "provenance")  # K workers record their first checkpoint at once
     row = session.scalars(select(Provenance).filter_by(**key)).first()
     if row is None:
         row = Provenance(**key)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, select
 
 from scalelab.grid import Grid
-from scalelab.store.engine import session_scope
+from scalelab.store.engine import session_scope, take_turns
 from scalelab.store.schema import Job, Sweep
 
 
@@ -53,6 +53,7 @@ def enqueue(engine: Engine, grid: Grid, *, dry_run: bool = False) -> EnqueueRepo
     report = EnqueueReport(sweep=grid.name, dry_run=dry_run)
     try:
         with session_scope(engine) as session:
+            take_turns(session, "sweeps")  # the same grid enqueued from two shells at once
             sweep = session.scalars(
                 select(Sweep).where(Sweep.name == grid.name, Sweep.grid_hash == grid.text_hash)
             ).first()

@@ -20,7 +20,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from scalelab.errors import ImportFormatError
-from scalelab.store.engine import session_scope
+from scalelab.store.engine import session_scope, take_turns
 from scalelab.store.results import (
     FLOP_CONVENTION,
     CheckpointMetrics,
@@ -132,6 +132,7 @@ def import_runs(engine: Engine, path: str | os.PathLike[str]) -> ImportReport:
     sweep_hash = hashlib.sha256(text).hexdigest()
     jobs_added = checkpoints = 0
     with session_scope(engine) as session:
+        take_turns(session, "sweeps")
         sweep = session.scalars(
             select(Sweep).where(Sweep.name == f"import:{path.name}", Sweep.grid_hash == sweep_hash)
         ).first()
