@@ -57,7 +57,9 @@ def make_runs(target: str = "cifar10", method: str = "ridge", scale: float = 1.0
         records.append(
             {
                 "checkpoint_id": len(records) + 1,
-                "job_id": hash((model, examples)) % 10_000,
+                # One run per (model, N): a distinct id for each, the same on every run of
+                # the suite (hash() of a str is salted per process and can collide mod 10,000).
+                "job_id": list(MODELS).index(model) * len(EXAMPLES) + EXAMPLES.index(examples),
                 "sweep": "test",
                 "source": "grid",
                 "status": "done",
