@@ -69,7 +69,7 @@ def test_killed_claimant_loses_its_job_after_lease_expiry(db_url: str, tmp_path:
             "--hold-s",
             "60",
             "--lease-s",
-            "2",
+            "4",  # long enough that a slow, loaded host still sees it live right after the kill
         ]
     )
     deadline = time.time() + 60
@@ -80,7 +80,7 @@ def test_killed_claimant_loses_its_job_after_lease_expiry(db_url: str, tmp_path:
     holder.wait()
     engine = open_engine(db_url)
     assert claim(engine, "other") is None  # the lease has not expired yet
-    time.sleep(2.2)
+    time.sleep(4.2)
     lease = claim(engine, "other")
     assert lease is not None and lease.job_id == 1 and lease.attempt == 2
     st = queue_status(engine)
