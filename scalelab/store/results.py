@@ -81,12 +81,17 @@ def provenance_id(session: Session, device: str) -> int:
         "device": device,
         "host": socket.gethostname(),
     }
-    take_turns(session, "provenance")  # K workers record their first checkpoint at once
-    row = session.scalars(select(Provenance).filter_by(**key)).first()
-    if row is None:
-        row = Provenance(**key)
-        session.add(row)
-        session.flush()
+    lookup = select(Provenance.id).filter_by(**key)
+    if (row_id := session.scalar(lookup)) is not None:
+        return row_id  # every checkpoint after a process's first: no lock on this path
+    # K workers record their first checkpoint at once: take turns, then look again (a new
+    # statement sees a row another worker committed meanwhile) before inserting.
+    take_turns(session, "provenance")
+    if (row_id := session.scalar(lookup)) is not None:
+        return row_id
+    row = Provenance(**key)
+    session.add(row)
+    session.flush()
     return row.id
 
 
