@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from scalelab.analysis.approach2 import Approach2, fit_approach2
 from scalelab.analysis.chinchilla import Allocation, ParametricFit, fit_allocation, fit_parametric
 from scalelab.analysis.fitting import PowerLawFit, fit_power_law, min_points
 from scalelab.analysis.frontier import frontier_indices
@@ -135,6 +136,12 @@ def allocation(data: PointArrays, epochs: float, warm: Allocation | None, analyt
     return fit_allocation(epochs, at.compute, at.params, at.examples, at.error)
 
 
+def approach2(data: PointArrays, epochs: float, warm: Approach2 | None, analytic: bool):
+    """Approach 2 at T = epochs: IsoFLOP parabolas, then power laws of their minima."""
+    at = data.at_epochs(epochs)
+    return fit_approach2(epochs, at.compute, at.params, at.examples, at.error)
+
+
 def parametric(
     data: PointArrays, epochs: float, warm: ParametricFit | None, analytic: bool
 ) -> ParametricFit:
@@ -155,17 +162,22 @@ class Estimate:
         return tuple(float(getattr(fit, f)) for f in self.sample_fields)
 
 
+# What the bootstrap keeps of Approaches 1 and 2: enough to evaluate P*(C) and N*(C) anywhere.
+ALLOCATION_FIELDS = (
+    "params_coefficient",
+    "params_exponent",
+    "examples_coefficient",
+    "examples_exponent",
+)
+
 ESTIMATES: dict[str, Estimate] = {
     e.name: e
     for e in (
         Estimate("compute_law", compute_law, ("a", "b", "alpha", "e_inf")),
         Estimate("params_law", params_law, ("a", "alpha", "e_inf")),
         Estimate("examples_law", examples_law, ("a", "alpha", "e_inf")),
-        Estimate(
-            "allocation",
-            allocation,
-            ("params_coefficient", "params_exponent", "examples_coefficient", "examples_exponent"),
-        ),
+        Estimate("allocation", allocation, ALLOCATION_FIELDS),
+        Estimate("approach2", approach2, ALLOCATION_FIELDS),
         Estimate(
             "parametric",
             parametric,

@@ -1,9 +1,10 @@
 """`scalelab plan`: what a budget of C FLOP buys, from a stored fit.
 
 The best error E(C) comes from the compute law, P*(C) and N*(C) from the allocation
-(Approach 1); their intervals are percentiles of the same quantities computed from every
-bootstrap resample of the fit. The configuration to run is the zoo model whose parameter count
-is nearest P*(C) (in log space), trained on N*(C) examples for T = C / (3·FLOP(f)·N) epochs.
+(Approach 1) and, where the data has IsoFLOP profiles, from Approach 2 as well; their intervals
+are percentiles of the same quantities computed from every bootstrap resample of the fit. The
+configuration to run is the zoo model whose parameter count is nearest P*(C) (in log space),
+trained on N*(C) examples for T = C / (3·FLOP(f)·N) epochs.
 """
 
 from __future__ import annotations
@@ -32,6 +33,25 @@ def _samples(fit: dict, name: str) -> np.ndarray | None:
     """The bootstrap draws kept with the fit, (resamples, fields); None without any."""
     rows = fit.get("bootstrap_samples", {}).get(name) or []
     return np.array(rows, dtype=float) if rows else None
+
+
+def _power_laws_at(fit: dict, name: str, budget: float, resamples: int) -> dict | None:
+    """P*(C) and N*(C) of Approach 1 ('allocation') or 2 at ``budget``, with the intervals of
+    the bootstrap draws kept with the fit; None when the fit has no such part."""
+    part = fit.get(name)
+    if part is None:
+        return None
+    draws = _samples(fit, name)  # (k, 4): k_P, a, k_N, b
+    return {
+        "params": float(part["params_coefficient"] * budget ** part["params_exponent"]),
+        "examples": float(part["examples_coefficient"] * budget ** part["examples_exponent"]),
+        "params_ci": None
+        if draws is None
+        else _interval(draws[:, 0] * budget ** draws[:, 1], resamples),
+        "examples_ci": None
+        if draws is None
+        else _interval(draws[:, 2] * budget ** draws[:, 3], resamples),
+    }
 
 
 def nearest_configuration(
@@ -100,6 +120,7 @@ def plan_budget(
         "examples": None,
         "examples_ci": None,
         "allocation_epochs": None,
+        "approach2": None,
         "config": None,
         "notes": notes,
     }
@@ -112,17 +133,21 @@ def plan_budget(
             f"the budget is {factor:.3g}x {side} compute on the frontier ({lo:.3g} to {hi:.3g} "
             "FLOP): the forecast extrapolates the laws"
         )
+    plan["approach2"] = _power_laws_at(fit, "approach2", budget, resamples)
     alloc = fit["allocation"]
     if alloc is None:
         notes.append("no allocation in this fit (see its notes), so no P*(C), N*(C) or model")
         return plan
     params = alloc["params_coefficient"] * budget ** alloc["params_exponent"]
     examples = alloc["examples_coefficient"] * budget ** alloc["examples_exponent"]
-    draws = _samples(fit, "allocation")  # (k, 4): k_P, a, k_N, b
-    if draws is not None:
-        plan["params_ci"] = _interval(draws[:, 0] * budget ** draws[:, 1], resamples)
-        plan["examples_ci"] = _interval(draws[:, 2] * budget ** draws[:, 3], resamples)
-    plan.update(params=float(params), examples=float(examples), allocation_epochs=alloc["epochs"])
+    at_budget = _power_laws_at(fit, "allocation", budget, resamples)
+    plan.update(
+        params=float(params),
+        examples=float(examples),
+        params_ci=at_budget and at_budget["params_ci"],
+        examples_ci=at_budget and at_budget["examples_ci"],
+        allocation_epochs=alloc["epochs"],
+    )
     config = nearest_configuration(budget, params, examples, zoo, num_classes, resolution)
     plan["config"] = config
     if abs(math.log(config["params"] / params)) > math.log(2):

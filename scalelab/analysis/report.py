@@ -7,13 +7,14 @@ compute law, the reason to run a fit at all, raises FitError when it cannot be c
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from scalelab.analysis.approach2 import Approach2
 from scalelab.analysis.blas import one_blas_thread
 from scalelab.analysis.bootstrap import MIN_SUCCESS_SHARE, BootstrapDraws, bootstrap
 from scalelab.analysis.estimates import (
@@ -115,7 +116,7 @@ def fit_scaling(
     ``bootstrap`` resamples of runs, seeded by ``seed``, give the 95% intervals.
 
     Returns a JSON-serialisable dict: target, n_points, frontier, compute_law, params_law,
-    examples_law, allocation, parametric (each null when it cannot be computed, with the
+    examples_law, allocation, approach2, parametric (each null when it cannot be computed, with the
     reason in notes), excluded, checkpoint_ids, bootstrap and bootstrap_samples.
     Raises FitError for no points, NaN or non-positive values, too few frontier points for
     the compute law, or a compute law that does not converge.
@@ -211,6 +212,9 @@ def _result(points: Points, analysis: Analysis) -> dict:
             "n_points": alloc.n_points,
         }
     )
+    result["approach2"] = approach2_part(fits.get("approach2"), ci)
+    if fits.get("approach2") is not None:
+        notes.extend(fits["approach2"].warnings)
     par = fits.get("parametric")
     result["parametric"] = (
         None
@@ -241,11 +245,31 @@ def _result(points: Points, analysis: Analysis) -> dict:
     # Kept so that `scalelab plan` can put an interval on a prediction at any budget.
     result["bootstrap_samples"] = {
         name: [[_number(v) for v in s] for s in draws.samples.get(name, [])]
-        for name in ("compute_law", "allocation")
+        for name in ("compute_law", "allocation", "approach2")
     }
     notes.extend(_bootstrap_notes(draws))
     result["notes"] = notes
     return result
+
+
+def approach2_part(
+    fit: Approach2 | None, ci: Callable[[str, str], list[float] | None]
+) -> dict | None:
+    """The JSON of Approach 2: both power laws with intervals and every profile's minimum."""
+    if fit is None:
+        return None
+    return {
+        "epochs": fit.epochs,
+        "params_exponent": fit.params_exponent,
+        "params_exponent_ci": ci("approach2", "params_exponent"),
+        "examples_exponent": fit.examples_exponent,
+        "examples_exponent_ci": ci("approach2", "examples_exponent"),
+        "params_coefficient": _number(fit.params_coefficient),
+        "examples_coefficient": _number(fit.examples_coefficient),
+        "n_profiles": fit.n_profiles,
+        "profiles": [p.as_dict() for p in fit.profiles],
+        "dropped": list(fit.dropped),
+    }
 
 
 def _bootstrap_notes(draws: BootstrapDraws) -> list[str]:

@@ -73,6 +73,7 @@ def render_fit(result: dict) -> str:
             "≈ 0.65",
         ),
     ]
+    rows += approach2_rows(result.get("approach2"))
     par = result["parametric"]
     if par:
         rows += [
@@ -108,6 +109,22 @@ def render_fit(result: dict) -> str:
     return "\n".join(lines)
 
 
+def approach2_rows(part: dict | None) -> list[tuple[str, ...]]:
+    """Approach 2's exponents (IsoFLOP minima), or one row saying there are none."""
+    if not part:
+        return [("IsoFLOP minima (Approach 2)", "—", "—", "")]
+    at = f"{part['n_profiles']} profiles, T={part['epochs']:g}"
+    return [
+        (
+            f"IsoFLOP ({at}):  P* ∝ C^a",
+            _num(part["params_exponent"]),
+            _ci(part["params_exponent_ci"]),
+            "",
+        ),
+        ("  N* ∝ C^b", _num(part["examples_exponent"]), _ci(part["examples_exponent_ci"]), ""),
+    ]
+
+
 def render_plan(plan: dict) -> str:
     """The forecast of `scalelab plan` as a table and the configuration to run."""
     rows = [
@@ -115,6 +132,12 @@ def render_plan(plan: dict) -> str:
         ("P*(C) parameters", _num(plan["params"]), _ci(plan["params_ci"])),
         ("N*(C) examples", _num(plan["examples"]), _ci(plan["examples_ci"])),
     ]
+    two = plan.get("approach2")
+    if two:
+        rows += [
+            ("P*(C) (Approach 2)", _num(two["params"]), _ci(two["params_ci"])),
+            ("N*(C) (Approach 2)", _num(two["examples"]), _ci(two["examples_ci"])),
+        ]
     lines = [f"target {plan['target']}, budget C = {plan['budget']:.4g} FLOP", ""]
     lines += _table(PLAN_HEADER, rows)
     config = plan["config"]
