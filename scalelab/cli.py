@@ -678,6 +678,63 @@ def plan(
         typer.echo(render_plan(result))
 
 
+@app.command()
+@user_errors
+def backtest(
+    target: TargetOption,
+    holdout_above: Annotated[
+        float | None,
+        typer.Option("--holdout-above", help="Hold out the points with compute above C FLOP."),
+    ] = None,
+    holdout_top: Annotated[
+        int | None,
+        typer.Option("--holdout-top", help="Hold out the K largest budgets (equal compute)."),
+    ] = None,
+    epochs: Annotated[
+        float | None,
+        typer.Option("--epochs", help="T for Approaches 1-3 (default: smallest T)."),
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples of the fitted runs.")
+    ] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    method: MethodOption = None,
+    figure: Annotated[
+        Path | None,
+        typer.Option("--figure", help="Also draw the backtest to this file (.png, .pdf, .svg)."),
+    ] = None,
+    as_json: JsonFlag = False,
+    db: DbOption = None,
+) -> None:
+    """Score every law on runs it did not see: hold out the runs above a compute cut, fit the
+    compute law, the bottleneck laws and Approaches 1, 2 and 3 on the rest, and report each
+    law's relative and RMS log error on the held-out runs, with bootstrap intervals, and the
+    decades of compute it extrapolates. Nothing is stored.
+
+    Example: scalelab backtest --target cifar10 --holdout-top 1 --figure backtest.png
+    """
+    from scalelab.analysis.backtest import backtest_from_db
+    from scalelab.analysis.table import render_backtest
+
+    result = backtest_from_db(
+        db,
+        target,
+        figure=figure,
+        holdout_above=holdout_above,
+        holdout_top=holdout_top,
+        epochs=epochs,
+        method=method,
+        bootstrap=bootstrap,
+        seed=seed,
+    )
+    if as_json:
+        print_json(result)
+        return
+    typer.echo(render_backtest(result))
+    if figure is not None:
+        typer.echo(f"wrote {result['figure']}")
+
+
 # ── figures (issue 7) ────────────────────────────────────────────────────────────────────
 
 

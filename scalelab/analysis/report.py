@@ -127,7 +127,7 @@ def fit_scaling(
     data = PointArrays.from_points(points)
     t = choose_epochs(data.epochs, epochs)
     analysis = analyse(data, t, resamples=bootstrap, seed=seed)
-    return _result(points, analysis)
+    return fit_result(points, analysis)
 
 
 def _number(value: float | None) -> float | None:
@@ -151,7 +151,8 @@ def _frontier(points: Points, data: PointArrays) -> list[dict]:
     ]
 
 
-def _result(points: Points, analysis: Analysis) -> dict:
+def fit_result(points: Points, analysis: Analysis) -> dict:
+    """The JSON-ready result of `scalelab fit` from the points and their analysis."""
     fits, draws, data = analysis.fits, analysis.draws, analysis.data
     notes = list(analysis.notes)
 

@@ -149,3 +149,73 @@ def render_plan(plan: dict) -> str:
         )
     lines += [f"note: {n}" for n in plan["notes"]]
     return "\n".join(lines)
+
+
+BACKTEST_HEADER = (
+    "law",
+    "predicts",
+    "held out",
+    "relative error",
+    "95% interval",
+    "RMS log error",
+    "95% interval",
+    "decades",
+)
+LAW_NAMES = {
+    "compute_law": "E(C) = a(b+C)^-α + E∞",
+    "params_law": "E(P) = a·P^-α + E∞",
+    "examples_law": "E(N) = a·N^-α + E∞",
+    "allocation": "Approach 1 (frontier)",
+    "approach2": "Approach 2 (IsoFLOP)",
+    "parametric": "Approach 3 E(P, N)",
+}
+
+
+def render_backtest(result: dict) -> str:
+    """The backtest of `scalelab backtest`: each law's error on the held-out points."""
+    hold = result["holdout"]
+    rule = (
+        f"compute above {hold['value']:.4g} FLOP"
+        if hold["rule"] == "above"
+        else f"the {hold['value']} largest budgets"
+    )
+    lines = [
+        f"target {result['target']}: fitted on {hold['n_fitted']} points (C up to "
+        f"{hold['max_fitted_compute']:.3g} FLOP), held out {hold['n_heldout']} with {rule}; "
+        f"T={result['epochs']:g} for Approaches 1-3",
+        "",
+    ]
+    rows = []
+    for row in result["laws"]:
+        name = LAW_NAMES[row["law"]]
+        if row.get("note"):
+            rows.append((name, row["quantity"], "0", f"not checked: {row['note']}", "", "", "", ""))
+            continue
+        rows.append(
+            (
+                name,
+                row["quantity"],
+                str(row["n_heldout"]),
+                _pct(row["relative_error"]),
+                _ci_pct(row["relative_error_ci"]),
+                _num(row["rms_log_error"]),
+                _ci(row["rms_log_error_ci"]),
+                f"{row['decades']:.2f}",
+            )
+        )
+    lines += _table(BACKTEST_HEADER, rows)
+    boot = result["fit"]["bootstrap"]
+    lines.append(
+        f"\nintervals: the laws fitted on {boot['resamples']} bootstrap resamples of the fitted "
+        "runs; decades: log10 of the largest held-out compute over the largest fitted"
+    )
+    lines += [f"note: {n}" for n in result["notes"]]
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f}%"
+
+
+def _ci_pct(interval: Sequence[float] | None) -> str:
+    return "—" if interval is None else f"[{100 * interval[0]:.2f}%, {100 * interval[1]:.2f}%]"
