@@ -624,6 +624,9 @@ def fit(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the fit as JSON to this file.")
     ] = None,
+    card: Annotated[
+        bool, typer.Option("--card", help="Print the fit card (Markdown) instead of the table.")
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Fit the frontier, E(C) = a(b+C)^-alpha + E_inf, E(P), E(N), P*(C), N*(C) and
@@ -632,9 +635,12 @@ def fit(
     Diverged runs and C = 0 baselines are left out; a part the data cannot determine is
     null, with the reason in the notes.
 
+    --card prints how the fit was made (FLOP convention, loss, optimiser and starts, points
+    dropped, selection and averaging, bootstrap) as Markdown for a paper's appendix.
+
     Example: scalelab fit --target cifar10 --json fit-cifar10.json
     """
-    from scalelab.analysis import fit_and_store, render_fit
+    from scalelab.analysis import fit_and_store, render_card, render_fit
 
     result = fit_and_store(
         db,
@@ -645,7 +651,7 @@ def fit(
         method=method,
         json_path=json_path,
     )
-    typer.echo(render_fit(result))
+    typer.echo(render_card(result) if card else render_fit(result))
 
 
 @app.command()

@@ -7,6 +7,7 @@ Example:
     plan = plan_budget(result, 1e18, num_classes=11230, resolution=64)
 """
 
+from scalelab.analysis.card import render_card
 from scalelab.analysis.commands import fit_and_store, plan_from_db
 from scalelab.analysis.frontier import frontier_indices
 from scalelab.analysis.plan import plan_budget
@@ -19,6 +20,7 @@ __all__ = [
     "frontier_indices",
     "plan_budget",
     "plan_from_db",
+    "render_card",
     "render_fit",
     "render_plan",
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from scalelab.analysis.plan import check_budget, plan_budget
-from scalelab.analysis.report import fit_scaling
+from scalelab.analysis.report import RESULT_VERSION, fit_scaling
 from scalelab.errors import FitError
 
 
@@ -55,7 +55,7 @@ def current_fit(
     from scalelab.store.results import latest_fit, save_fit
 
     options = {"epochs": epochs, "bootstrap": bootstrap, "seed": seed, "method": method}
-    fingerprint = inputs_fingerprint(runs, target, **options)
+    fingerprint = inputs_fingerprint(runs, target, result_version=RESULT_VERSION, **options)
     engine = open_engine(db, create=False)
     stored = latest_fit(engine, target)
     if stored is not None and stored.get("fingerprint") == fingerprint:

@@ -126,6 +126,11 @@ def _starts(x: np.ndarray, y: np.ndarray, shift: bool) -> list[Params]:
     return starts
 
 
+def start_count(shift: bool) -> int:
+    """How many starts an unwarmed fit tries (the fit card reports it)."""
+    return len(_starts(np.ones(1), np.ones(1), shift))
+
+
 def _curve_fit(
     x: np.ndarray,
     log_y: np.ndarray,

@@ -17,6 +17,7 @@ import pandas as pd
 from scalelab.analysis.approach2 import Approach2
 from scalelab.analysis.blas import one_blas_thread
 from scalelab.analysis.bootstrap import MIN_SUCCESS_SHARE, BootstrapDraws, bootstrap
+from scalelab.analysis.card import fit_card
 from scalelab.analysis.estimates import (
     ESTIMATES,
     examples_law_points,
@@ -27,6 +28,9 @@ from scalelab.analysis.frontier import frontier_indices
 from scalelab.analysis.points import PointArrays, Points, select_points
 from scalelab.errors import FitError
 
+# Part of a stored fit's fingerprint: a fit stored before the result gained parts (Approach 2,
+# the card) is made again rather than reused without them.
+RESULT_VERSION = 2
 # The Monte Carlo error of a 95% percentile interval is large below a few hundred resamples.
 FEW_RESAMPLES = 200
 
@@ -116,8 +120,9 @@ def fit_scaling(
     ``bootstrap`` resamples of runs, seeded by ``seed``, give the 95% intervals.
 
     Returns a JSON-serialisable dict: target, n_points, frontier, compute_law, params_law,
-    examples_law, allocation, approach2, parametric (each null when it cannot be computed, with the
-    reason in notes), excluded, checkpoint_ids, bootstrap and bootstrap_samples.
+    examples_law, allocation, approach2, parametric (each null when it cannot be computed,
+    with the reason in notes), excluded, checkpoint_ids, bootstrap, bootstrap_samples and
+    card (how the fit was made, see card.py).
     Raises FitError for no points, NaN or non-positive values, too few frontier points for
     the compute law, or a compute law that does not converge.
     """
@@ -127,7 +132,10 @@ def fit_scaling(
     data = PointArrays.from_points(points)
     t = choose_epochs(data.epochs, epochs)
     analysis = analyse(data, t, resamples=bootstrap, seed=seed)
-    return fit_result(points, analysis)
+    result = fit_result(points, analysis)
+    fitted = df[(df["target"] == target) & df["checkpoint_id"].isin(result["checkpoint_ids"])]
+    result["card"] = fit_card(fitted)
+    return result
 
 
 def _number(value: float | None) -> float | None:
