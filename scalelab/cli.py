@@ -140,6 +140,7 @@ def enqueue(
                     }
                     for m in report.models
                 ],
+                "isoflop": [vars(r) for r in plan.isoflop],
             }
         )
         return
@@ -170,6 +171,22 @@ def enqueue(
             ]
         ],
     )
+    if plan.isoflop:
+        _table(
+            "IsoFLOP profiles: N = C / (3·FLOP(f)·T)",
+            ["budget C", "model", "params", "N", "C of the run", "left out"],
+            [
+                [
+                    f"{r.budget:.3g}",
+                    r.model,
+                    f"{r.params / 1e6:.3g}M",
+                    f"{r.examples:,}",
+                    f"{r.compute:.4g}",
+                    r.skipped or "",
+                ]
+                for r in plan.isoflop
+            ],
+        )
     verb = "would add" if dry_run else "added"
     typer.echo(
         f"sweep {report.sweep}: {verb} {report.added} jobs, {report.present} already present"

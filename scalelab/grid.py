@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from scalelab.errors import GridError
+from scalelab.isoflop import IsoflopRun, isoflop_runs, parse_isoflop
 
 CONFIG_VERSION = 1
 
@@ -73,6 +74,7 @@ TOP_KEYS = {
     "max_attempts": int,
     "train": dict,
     "probe": dict,
+    "isoflop": dict,  # budgets instead of examples: see scalelab/isoflop.py
 }
 REQUIRED_KEYS = ("name", "models", "examples", "epochs")
 
@@ -104,6 +106,7 @@ class Grid:
     text_hash: str
     max_attempts: int
     jobs: list[JobPlan] = field(default_factory=list)
+    isoflop: list[IsoflopRun] = field(default_factory=list)  # an IsoFLOP grid's profile table
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -300,6 +303,9 @@ def parse_grid(path: str | Path, text: str | None = None) -> Grid:
         expected = TOP_KEYS[key]
         if expected is int and isinstance(value, bool) or not isinstance(value, expected):
             raise chk.error(key, f"'{key}' must be a {expected.__name__}, got {value!r}")
+    spec = parse_isoflop(chk, doc["isoflop"], doc) if "isoflop" in doc else None
+    if spec is not None:
+        doc = {**doc, "models": spec.models, "examples": [1], "epochs": [spec.epochs]}
     for key in REQUIRED_KEYS:
         if key not in doc:
             raise GridError(f"{path}: missing required key '{key}'; see grids/demo.toml")
@@ -325,7 +331,7 @@ def parse_grid(path: str | Path, text: str | None = None) -> Grid:
     trains = _train_sweep(chk, doc.get("train", {}))
     probe = _probe_config(chk, doc.get("probe", {}))
     classes, available = _dataset_classes(chk, doc, resolution)
-    if available is not None and max(examples) > available:
+    if spec is None and available is not None and max(examples) > available:
         raise chk.error(
             "examples",
             f"N = {max(examples)} is larger than the dataset ({available} examples); "
@@ -338,9 +344,17 @@ def parse_grid(path: str | Path, text: str | None = None) -> Grid:
         except ModelNameError as exc:
             raise chk.error("models", str(exc)) from None
     eval_epochs = ([0] if doc.get("baseline", False) else []) + epochs
+    profile = [] if spec is None else isoflop_runs(spec, costs, available)
+    pairs = (
+        list(dict.fromkeys((r.model, r.examples) for r in profile if r.skipped is None))
+        if spec is not None
+        else list(itertools.product(models, examples))
+    )
+    if not pairs:
+        raise chk.error("budgets", f"no run of [isoflop] fits the data: {profile[0].skipped}")
 
     jobs: list[JobPlan] = []
-    for model, n, seed, train in itertools.product(models, examples, seeds, trains):
+    for (model, n), seed, train in itertools.product(pairs, seeds, trains):
         per_t = train["schedule"] != "constant"  # a schedule over T: one job per T
         for t_list in [[t] for t in epochs] if per_t else [epochs]:
             config: dict[str, Any] = {
@@ -378,4 +392,5 @@ def parse_grid(path: str | Path, text: str | None = None) -> Grid:
         text_hash=hashlib.sha256(text.encode()).hexdigest(),
         max_attempts=max_attempts,
         jobs=jobs,
+        isoflop=profile,
     )
