@@ -2,7 +2,8 @@
 
 At one fixed T (the paper fixes T = 50) the compute-optimal frontier says which P and N reach
 the lowest error for each compute; both follow power laws in C (Chinchilla's Approach 1). The
-paper finds P* ∝ C^0.35 and N* ∝ C^0.65, where transformers give about 0.5 / 0.5.
+paper finds P* ∝ C^0.35 and N* ∝ C^0.65, where transformers give about 0.5 / 0.5. Where the
+data has IsoFLOP profiles, the minima of Approach 2 and their power laws are drawn too.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from scalelab.figures.style import (
 
 POINT_COLOR = "#c0392b"
 PARAMETRIC_COLOR = "#2c7fb8"
+APPROACH2_COLOR = "#31a354"
 
 
 def fig8(
@@ -60,6 +62,7 @@ def fig8(
         for ax, column, symbol, label in panels:
             values = frontier[column].to_numpy(dtype=float)
             draw_allocation(ax, compute, values, fit, column, symbol)
+            draw_approach2(ax, fit, column, symbol)
             if optimum is not None:
                 grid, by_column = optimum
                 ax.plot(
@@ -122,6 +125,37 @@ def draw_allocation(
         linewidth=1.1,
         label="fit: " + allocation_label(symbol, exponent, allocation.get(f"{column}_exponent_ci")),
         gid="fit",
+    )
+
+
+def draw_approach2(ax: Axes, fit: dict[str, Any] | None, column: str, symbol: str) -> None:
+    """Approach 2, where the fit has it: each IsoFLOP profile's minimum and their power law."""
+    part = fit_part(fit, "approach2")
+    if part is None:
+        return
+    used = [p for p in part["profiles"] if p["used"]]
+    budgets = np.array([p["budget"] for p in used])
+    ax.plot(
+        budgets / PFLOP,
+        [p[column] for p in used],
+        linestyle="none",
+        marker="s",
+        markersize=4,
+        markerfacecolor="none",
+        color=APPROACH2_COLOR,
+        label="IsoFLOP minima (Approach 2)",
+        gid="approach2-minima",
+    )
+    grid = log_grid(budgets.min(), budgets.max())
+    ax.plot(
+        grid / PFLOP,
+        part[f"{column}_coefficient"] * grid ** part[f"{column}_exponent"],
+        color=APPROACH2_COLOR,
+        linestyle=":",
+        linewidth=1.1,
+        label="Approach 2: "
+        + allocation_label(symbol, part[f"{column}_exponent"], part.get(f"{column}_exponent_ci")),
+        gid="approach2",
     )
 
 
