@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from published_data import ISOFLOPS, isoflop_runs, parabola_minima, write_isoflop_import
 from typer.testing import CliRunner
 
 from scalelab import load_runs
@@ -24,7 +25,6 @@ from scalelab.errors import FitError
 from scalelab.figures import fig8
 
 runner = CliRunner()
-ISOFLOPS = Path(__file__).parent / "data" / "isoflops_open_athena.csv"
 # Published Approach-2 exponents (shared/external/README.md): Hoffmann et al. 2022 Table 2,
 # a = 0.49 with interval (0.462, 0.534), b = 0.51; Dubey et al. 2024 (Llama 3): tokens ∝ C^0.53.
 CHINCHILLA_A, CHINCHILLA_B, CHINCHILLA_A_INTERVAL = 0.49, 0.51, (0.462, 0.534)
@@ -36,47 +36,18 @@ def isoflops() -> pd.DataFrame:
     return pd.read_csv(ISOFLOPS)
 
 
-def as_runs(rows: pd.DataFrame, target: str = "loss") -> pd.DataFrame:
-    """A load_runs-layout frame of IsoFLOP rows: one run per row, C = the stated budget."""
-    n = len(rows)
-    return pd.DataFrame(
-        {
-            "checkpoint_id": np.arange(1, n + 1),
-            "job_id": np.arange(1, n + 1),
-            "status": "done",
-            "model": [f"P={p:.6g}" for p in rows["params"]],
-            "params": rows["params"].to_numpy(float),
-            "flops": rows["params"].to_numpy(float),
-            "flop_convention": "params",
-            "examples": rows["tokens"].to_numpy(float),
-            "seed": 0,
-            "epochs": 1.0,
-            "compute": rows["budget"].to_numpy(float),
-            "target": target,
-            "method": "import",
-            "error": rows["loss"].to_numpy(float),
-        }
+def reference_approach2(rows: pd.DataFrame) -> tuple[float, float]:
+    """The slopes of log10 P* and log10 D* against log10 C (numpy polyfit) of the plain
+    per-budget parabola minima."""
+    minima = parabola_minima(rows)
+    log_c = np.log10(minima["budget"])
+    return float(np.polyfit(log_c, minima["log_p"], 1)[0]), float(
+        np.polyfit(log_c, minima["log_d"], 1)[0]
     )
 
 
-def reference_approach2(rows: pd.DataFrame) -> tuple[float, float]:
-    """Approach 2 written plainly: per stated budget a parabola of loss in log10 P (numpy
-    polyfit), its vertex, log10 D there from a line through the profile's (log10 P, log10 D);
-    then the slopes of log10 P* and log10 D* against log10 C."""
-    budgets, p_star, d_star = [], [], []
-    for budget, profile in rows.groupby("budget"):
-        x = np.log10(profile["params"].to_numpy())
-        c2, c1, _ = np.polyfit(x, profile["loss"].to_numpy(), 2)
-        vertex = -c1 / (2 * c2)
-        line = np.polyfit(x, np.log10(profile["tokens"].to_numpy()), 1)
-        budgets.append(np.log10(budget))
-        p_star.append(vertex)
-        d_star.append(np.polyval(line, vertex))
-    return float(np.polyfit(budgets, p_star, 1)[0]), float(np.polyfit(budgets, d_star, 1)[0])
-
-
 def approach2_with_interval(rows: pd.DataFrame, resamples: int = 200):
-    data = PointArrays.from_points(select_points(as_runs(rows), "loss"))
+    data = PointArrays.from_points(select_points(isoflop_runs(rows), "loss"))
     analysis = analyse(data, 1.0, parts=("approach2",), resamples=resamples, seed=0)
     fit = analysis.fits["approach2"]
     return fit, analysis.draws.interval("approach2", 1), analysis.draws.interval("approach2", 3)
@@ -210,18 +181,7 @@ def test_import_fit_and_plan_carry_approach2(
 ) -> None:
     """Published IsoFLOP runs through `scalelab import`, `fit` and `plan`, on both backends."""
     rows = clean(isoflops, "epochai_chinchilla__massivetext__chinchilla")
-    csv = tmp_path / "chinchilla_isoflops.csv"
-    pd.DataFrame(
-        {
-            "model": [f"P={p:.6g}" for p in rows["params"]],
-            "params": rows["params"].round().astype(int),
-            "examples": rows["tokens"].round().astype(int),
-            "epochs": 1,
-            "target": "massivetext",
-            "error": rows["loss"],
-            "compute": rows["budget"],
-        }
-    ).to_csv(csv, index=False)
+    csv = write_isoflop_import(rows, tmp_path / "chinchilla_isoflops.csv", "massivetext")
     assert runner.invoke(app, ["import", str(csv), "--db", db_url]).exit_code == 0
     out = tmp_path / "fit.json"
     result = runner.invoke(
