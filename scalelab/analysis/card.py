@@ -105,7 +105,11 @@ def render_card(result: dict[str, Any]) -> str:
         *(f"  - {line}" for line in _dropped(result)),
         f"- Selection rule: {rule or NOT_RECORDED}",
         f"- Seeds averaged per point: {NOT_RECORDED if seeds is None else seeds}",
-        f"- Bootstrap: {boot.get('resamples', NOT_RECORDED)} resamples of "
-        f"{boot.get('unit', 'run')}s, seed {boot.get('seed', NOT_RECORDED)}",
+        "- Bootstrap: "
+        + (
+            f"{boot['resamples']} resamples of {boot.get('unit', 'run')}s, seed {boot['seed']}"
+            if boot
+            else NOT_RECORDED
+        ),
     ]
     return "\n".join(lines)
