@@ -45,7 +45,7 @@ def backtest_figure(runs: pd.DataFrame, result: dict[str, Any]) -> Figure:
         fig, axes = plt.subplots(
             1,
             1 + bool(approaches),
-            figsize=(3.6 * (1 + bool(approaches)), 3.0),
+            figsize=(4.2 * (1 + bool(approaches)), 3.2),
             squeeze=False,
             layout="constrained",
         )
@@ -62,7 +62,7 @@ def _cut(ax: Axes, result: dict[str, Any]) -> None:
         color=FITTED_COLOR,
         linestyle=":",
         linewidth=0.9,
-        label="largest fitted compute",
+        label="cut",
         gid="cut",
     )
 
@@ -101,24 +101,21 @@ def draw_error_panel(
                 color=BAND_COLOR,
                 alpha=0.3,
                 linewidth=0,
-                label="95% bootstrap band",
+                label="95% band",
                 gid="band",
             )
-        score = next((r for r in result["laws"] if r["law"] == "compute_law"), None)
-        scored = (
-            ""
-            if not score or score.get("note")
-            else (f"; held-out RMS log error {score['rms_log_error']:.3g}")
-        )
         ax.plot(
             grid / PFLOP,
             compute_law_curve(law, grid),
             color=FIT_COLOR,
             linestyle="--",
             linewidth=1.1,
-            label="compute law: " + exponent_label("α", law["alpha"], None) + scored,
+            label="compute law, " + exponent_label("α", law["alpha"], None),
             gid="fit",
         )
+        score = next((r for r in result["laws"] if r["law"] == "compute_law"), None)
+        if score and not score.get("note"):
+            ax.set_title(f"compute law: held-out RMS log error {score['rms_log_error']:.3g}")
     _cut(ax, result)
     log_log(ax)
     ax.set_xlabel("compute C (PFLOPs)")
@@ -178,4 +175,5 @@ def draw_allocation_panel(ax: Axes, result: dict[str, Any], approaches: list[str
     log_log(ax)
     ax.set_xlabel("compute C (PFLOPs)")
     ax.set_ylabel("compute-optimal parameters P*")
-    ax.legend(loc="upper left")  # P* grows with compute: that corner is free
+    ax.set_title("P*(C) fitted below the cut")
+    ax.legend(loc="lower right")  # P* grows with compute: that corner is free
