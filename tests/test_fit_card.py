@@ -109,3 +109,26 @@ def test_a_fit_stored_without_a_card_says_not_recorded() -> None:
     assert lines[0] == "**Fit card: t** (no method, 6 points from 6 runs, fit 3)"
     assert lines[2:4] == ["- FLOP convention: not recorded", "- Loss: not recorded"]
     assert lines[-1] == "- Bootstrap: not recorded"
+
+
+def test_a_fit_stored_before_the_card_is_made_again_not_reused(tmp_path: Path) -> None:
+    """A stored fit from before Approach 2 and the card has the fingerprint of the old options
+    (no result version); `fit` must not hand it back without them."""
+    from scalelab import load_runs
+    from scalelab.analysis.commands import fit_and_store, inputs_fingerprint
+    from scalelab.store.results import save_fit
+
+    db = str(tmp_path / "runs.db")
+    assert (
+        runner.invoke(
+            app, ["import", str(write_runs(tmp_path / "r.csv", flops=True)), "--db", db]
+        ).exit_code
+        == 0
+    )
+    options = {"epochs": None, "bootstrap": 0, "seed": 0, "method": None}
+    old = {"target": "t", "fingerprint": inputs_fingerprint(load_runs(db), "t", **options)}
+    save_fit(open_engine(db), "t", old, [])
+    result = fit_and_store(db, "t", bootstrap=0)
+    assert result["reused"] is False
+    assert result["card"]["flop_convention"] == ["mac"]
+    assert fit_and_store(db, "t", bootstrap=0)["reused"] is True
