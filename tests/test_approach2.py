@@ -204,6 +204,10 @@ def test_import_fit_and_plan_carry_approach2(
     k, exponent = fit["approach2"]["params_coefficient"], fit["approach2"]["params_exponent"]
     assert two["params"] == pytest.approx(k * 1e22**exponent, rel=1e-9)
     assert two["params_ci"][0] < two["params"] < two["params_ci"][1]
+    table = runner.invoke(
+        app, ["plan", "--target", "massivetext", "--budget", "1e22", "--db", db_url]
+    ).output
+    assert f"P*(C) (Approach 2)  {two['params']:.4g}" in table
     loaded = load_runs(db_url)
     figure = fig8(loaded, fit, "massivetext")
     try:

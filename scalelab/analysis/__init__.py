@@ -1,5 +1,6 @@
 """Scaling-law analysis: frontier, E(C) = a(b+C)^-alpha + E_inf, bottleneck laws E(P) and E(N),
-compute-optimal allocation P*(C), N*(C) (Chinchilla Approaches 1 and 3), bootstrap intervals.
+compute-optimal allocation P*(C), N*(C) (Chinchilla Approaches 1, 2 and 3), bootstrap
+intervals, backtests of every law on held-out runs, and the fit card.
 
 Example:
     result = fit_scaling(scalelab.load_runs("runs.db"), "cifar10")
