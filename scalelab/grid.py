@@ -304,7 +304,7 @@ def parse_grid(path: str | Path, text: str | None = None) -> Grid:
         if expected is int and isinstance(value, bool) or not isinstance(value, expected):
             raise chk.error(key, f"'{key}' must be a {expected.__name__}, got {value!r}")
     spec = parse_isoflop(chk, doc["isoflop"], doc) if "isoflop" in doc else None
-    if spec is not None:
+    if spec is not None:  # models and T from [isoflop]; N comes from its budgets, not examples
         doc = {**doc, "models": spec.models, "examples": [1], "epochs": [spec.epochs]}
     for key in REQUIRED_KEYS:
         if key not in doc:
