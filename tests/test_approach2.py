@@ -186,7 +186,7 @@ def test_import_fit_and_plan_carry_approach2(
     out = tmp_path / "fit.json"
     result = runner.invoke(
         app,
-        ["fit", "--target", "massivetext", "--bootstrap", "50", "--json", str(out), "--db", db_url],
+        ["fit", "--target", "massivetext", "--bootstrap", "30", "--json", str(out), "--db", db_url],
         terminal_width=200,
     )
     assert result.exit_code == 0, result.output
