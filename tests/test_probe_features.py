@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,3 +172,20 @@ def test_probe_on_a_stratified_subset_of_the_target_splits():
         "probe setting test_examples=20000 must be an integer in 1..10000 "
         "(the size of synthetic-cifar10's split)"
     )
+
+
+def test_the_halved_retry_runs_after_the_out_of_memory_error_is_released():
+    """The retry must not run inside the except block, whose traceback keeps the failed
+    forward pass's frames (and activations) alive while the cache is emptied."""
+    handling = []
+
+    class SmallGPU(nn.Module):
+        def forward(self, x):
+            handling.append(sys.exc_info()[0])  # an exception being handled right now
+            if x.shape[0] > 3:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+            return x * 0, x * 2
+
+    x = torch.arange(10.0)[:, None]
+    torch.testing.assert_close(_prelogits(SmallGPU(), x), x * 2)
+    assert len(handling) == 7 and handling == [None] * 7  # 10 -> 5, 5 -> 2, 3, 2, 3

@@ -31,9 +31,11 @@ def _prelogits(model: nn.Module, x: Tensor) -> Tensor:
     except torch.cuda.OutOfMemoryError:
         if x.shape[0] == 1:
             raise
-        torch.cuda.empty_cache()
-        half = x.shape[0] // 2
-        return torch.cat([_prelogits(model, x[:half]), _prelogits(model, x[half:])])
+    # Retried here, after the except block: inside it the traceback still holds the failed
+    # forward pass's frames, and with them its activations, so empty_cache could free nothing.
+    torch.cuda.empty_cache()
+    half = x.shape[0] // 2
+    return torch.cat([_prelogits(model, x[:half]), _prelogits(model, x[half:])])
 
 
 def extract_features(
