@@ -48,11 +48,38 @@ def worker_args(db: str | None, options: LaunchOptions, time_limit_min: float | 
     return args
 
 
+def local_gpus(workers: int, device: str, gpu_count: int, visible: str | None) -> list[str | None]:
+    """The CUDA_VISIBLE_DEVICES of each of K local workers (None: leave it unset).
+
+    With --device auto or cuda, GPUs are dealt round-robin (of those already visible when
+    $CUDA_VISIBLE_DEVICES is set), so each worker's cuda:0 is its own GPU rather than every
+    worker landing on the first. An explicit cuda:N, or the CPU, is left as the user asked.
+    """
+    if device.strip().lower() not in ("auto", "cuda") or gpu_count < 1:
+        return [None] * workers
+    ids = [gpu.strip() for gpu in visible.split(",")] if visible else []
+    ids = ids[:gpu_count] if ids else [str(index) for index in range(gpu_count)]
+    return [ids[worker % len(ids)] for worker in range(workers)]
+
+
 def launch_local(db: str | None, options: LaunchOptions) -> list[int]:
-    """Run K workers as local processes sharing the CPU cores; wait; return exit codes."""
+    """Run K workers as local processes sharing the CPU cores and GPUs; wait; return exit codes."""
+    import torch
+
     env = {**os.environ, "SCALELAB_WORKERS_PER_HOST": str(options.workers)}
     cmd = [sys.executable, "-m", "scalelab.cli", *worker_args(db, options, None)]
-    procs = [subprocess.Popen(cmd, env=env) for _ in range(options.workers)]
+    gpus = local_gpus(
+        options.workers,
+        options.device,
+        torch.cuda.device_count(),
+        os.environ.get("CUDA_VISIBLE_DEVICES"),
+    )
+    procs = []
+    for worker, gpu in enumerate(gpus, start=1):
+        if gpu is not None:
+            print(f"worker {worker}/{options.workers}: CUDA_VISIBLE_DEVICES={gpu}", flush=True)
+        extra = {} if gpu is None else {"CUDA_VISIBLE_DEVICES": gpu}
+        procs.append(subprocess.Popen(cmd, env={**env, **extra}))
 
     def forward(signum: int, _frame: object) -> None:
         for proc in procs:  # each worker checkpoints and releases its job, then exits
