@@ -127,6 +127,7 @@ def test_absent_cuda_is_a_clear_error(monkeypatch):
 def test_missing_gpu_index_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)  # no GPU to select here
     assert resolve_device("cuda") == torch.device("cuda", 0)
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
     with pytest.raises(DeviceError) as exc:

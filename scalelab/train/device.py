@@ -16,12 +16,20 @@ _CUDA = re.compile(r"cuda(?::(\d+))?")
 
 
 def resolve_device(spec: str) -> torch.device:
-    """'auto' is the first GPU when there is one, else the CPU; CUDA devices must exist."""
+    """'auto' is the first GPU when there is one, else the CPU; CUDA devices must exist.
+
+    A CUDA device is also made the current one: libraries that allocate on the current
+    device rather than a given one (FFCV's streams and events) would otherwise use cuda:0.
+    """
     spec = spec.strip().lower()
-    if spec == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    if spec == "cpu":
+    if spec == "cpu" or (spec == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
+    device = torch.device("cuda:0") if spec == "auto" else _cuda_device(spec)
+    torch.cuda.set_device(device)
+    return device
+
+
+def _cuda_device(spec: str) -> torch.device:
     match = _CUDA.fullmatch(spec)
     if match is None:
         raise DeviceError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
@@ -38,6 +46,25 @@ def resolve_device(spec: str) -> torch.device:
             f"cuda:0 to cuda:{count - 1}"
         )
     return torch.device("cuda", index)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs ahead of the host); nothing on a CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def is_device_fault(exc: BaseException) -> bool:
+    """True for a CUDA error other than out-of-memory (a device-side assert, an illegal address).
+
+    Such an error leaves the process's CUDA context unusable, so every later job of the same
+    worker would fail too; out-of-memory leaves it intact and is worth a retry.
+    """
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return False
+    if isinstance(exc, torch.AcceleratorError):
+        return True
+    return isinstance(exc, RuntimeError) and "CUDA error" in str(exc)
 
 
 def available_cpus() -> int:
