@@ -205,6 +205,23 @@ def downstream_source(
     return open_split(root / target, split, target, command)
 
 
+def check_labels(source: ImageSource, classes: int) -> None:
+    """Raise a DataError unless ``source`` has ``classes`` classes, all labels in 0..classes-1.
+
+    Checked before training because on CUDA an out-of-range label is no Python error:
+    ``F.one_hot`` skips its range check there and the device assert breaks the CUDA context
+    for every later job of the worker.
+    """
+    labels = np.asarray(source.labels)
+    low, high = (int(labels.min()), int(labels.max())) if len(labels) else (0, 0)
+    if source.num_classes != classes or low < 0 or high >= classes:
+        raise DataError(
+            f"{source.name} has {source.num_classes} classes (labels {low}..{high}) but the "
+            f"grid's classes = {classes}; set classes = {source.num_classes} in the grid "
+            "(or leave it out) and enqueue it again"
+        )
+
+
 def _check_split(split: str, allowed: tuple[str, ...]) -> None:
     if split not in allowed:
         raise DataError(f"unknown split {split!r}; use one of {', '.join(allowed)}")

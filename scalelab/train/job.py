@@ -9,6 +9,7 @@ is checkpointed, so on the CPU a resumed run reproduces an uninterrupted one exa
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from scalelab.data import (
     stratified_subset,
     to_model_input,
 )
+from scalelab.data.sources import check_labels
 from scalelab.flops import model_cost
 from scalelab.grid import config_hash
 from scalelab.models import build_model
@@ -38,6 +40,8 @@ from scalelab.store.results import (
     stored_checkpoints,
 )
 from scalelab.train import checkpoint
+from scalelab.train.device import synchronize
+from scalelab.train.rng import generator_state, restore_generator
 from scalelab.train.schedule import lr_factor
 from scalelab.train.step import TrainStep, make_optimizer
 
@@ -74,8 +78,10 @@ class TrainState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return seed * 1_000_003 + epoch
+def _order_seed(seed: int) -> int:
+    """The loader seed of a job: epoch e's order is drawn from (this + e), so seeds are spread
+    apart for seed s, epoch e never to share an order with seed s + 1, epoch e - 1."""
+    return seed * 1_000_003
 
 
 class JobRunner:
@@ -105,6 +111,10 @@ class JobRunner:
         self.flops = model_cost(cfg["model"], self.classes, self.resolution).flops
         self.train_epochs = int(cfg.get("train_epochs", max(lease.epochs)))
 
+        if self.train_cfg["compile"]:
+            # A fresh compile cache per job: cached graphs of earlier jobs' models would count
+            # towards the recompile limit, after which dynamo quietly runs eager.
+            torch._dynamo.reset()
         torch.manual_seed(self.seed)
         self.model = build_model(cfg["model"], self.classes, self.resolution).to(device)
         tc = self.train_cfg
@@ -121,6 +131,8 @@ class JobRunner:
         self.source = pretraining_source(cfg["dataset"], "train", self.resolution)
         self.subset = stratified_subset(self.source.labels, self.examples, self.seed)
         self.heldout = pretraining_source(cfg["dataset"], "heldout", self.resolution)
+        for split in (self.source, self.heldout):
+            check_labels(split, self.classes)
         n_held = min(int(tc["heldout_examples"]), len(self.heldout))
         self.heldout_idx = stratified_subset(self.heldout.labels, n_held, 0)
         self.augment = TrainAugment(
@@ -137,6 +149,7 @@ class JobRunner:
         self.generator.manual_seed(self.seed)
         self.batch_size = int(tc["batch_size"])
         self.steps_per_epoch = math.ceil(self.examples / self.batch_size)
+        self._train_loader: Any = None  # built on the first epoch trained, kept for the job
 
     # ── checkpoints ──────────────────────────────────────────────────────────────────────
 
@@ -155,7 +168,7 @@ class JobRunner:
                 "last_epoch_loss": state.last_epoch_loss,
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(),
+                **generator_state(self.generator),
             },
             path,
         )
@@ -180,9 +193,11 @@ class JobRunner:
         saved = checkpoint.load(chosen) if isinstance(chosen, Path) else chosen
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
-        self.generator.set_state(saved["generator"])
+        position = (int(saved["position"][0]), int(saved["position"][1]))
+        if note := restore_generator(self.generator, saved, self.seed, position):
+            print(note, file=sys.stderr, flush=True)
         return TrainState(
-            position=(int(saved["position"][0]), int(saved["position"][1])),
+            position=position,
             wall_seconds=float(saved["wall_seconds"]),
             loss_sum=float(saved["loss_sum"]),
             loss_count=int(saved["loss_count"]),
@@ -191,7 +206,9 @@ class JobRunner:
 
     # ── evaluation ───────────────────────────────────────────────────────────────────────
 
-    @torch.inference_mode()
+    # no_grad, not inference_mode: FFCV's worker threads copy into buffers allocated on this
+    # thread, and an inference tensor refuses that copy (FFCV swallows the error and hangs).
+    @torch.no_grad()
     def _upstream(self) -> tuple[float, float]:
         """Held-out pretraining loss and top-1 error (no augmentation)."""
         self.model.eval()
@@ -269,15 +286,18 @@ class JobRunner:
     def _train_epoch(self, state: TrainState) -> None:
         epoch, skip = state.position
         tc = self.train_cfg
-        loader = make_loader(
-            self.source,
-            self.subset,
-            self.batch_size,
-            self.device,
-            shuffle=True,
-            seed=_epoch_seed(self.seed, epoch),
-            drop_last=False,
-        )
+        if self._train_loader is None:  # one loader per job: FFCV compiles and checks it once
+            self._train_loader = make_loader(
+                self.source,
+                self.subset,
+                self.batch_size,
+                self.device,
+                shuffle=True,
+                seed=_order_seed(self.seed),
+                drop_last=False,
+            )
+        loader = self._train_loader
+        loader.epoch = epoch  # the order is a function of (seed, epoch): resumes stay exact
         last_save = time.monotonic()
         for batch, (x_u8, y) in enumerate(loader):
             if batch < skip:  # resuming mid-epoch: the order is the same, skip what was done
@@ -289,6 +309,7 @@ class JobRunner:
                 group["lr"] = tc["lr"] * factor
             x, y_soft = self.augment(x_u8, y, self.generator)  # (B, 3, R, R), (B, K)
             loss = self.step(x, y_soft)
+            synchronize(self.device)  # CUDA runs ahead of the host: time the step, not its launch
             elapsed = time.perf_counter() - start
             if not math.isfinite(loss):
                 raise Diverged(
