@@ -150,6 +150,7 @@ class JobRunner:
         self.batch_size = int(tc["batch_size"])
         self.steps_per_epoch = math.ceil(self.examples / self.batch_size)
         self._train_loader: Any = None  # built on the first epoch trained, kept for the job
+        self._heldout_loader: Any = None
 
     # ── checkpoints ──────────────────────────────────────────────────────────────────────
 
@@ -213,16 +214,17 @@ class JobRunner:
         """Held-out pretraining loss and top-1 error (no augmentation)."""
         self.model.eval()
         loss_sum = errors = 0.0
-        loader = make_loader(
-            self.heldout,
-            self.heldout_idx,
-            1024,
-            self.device,
-            shuffle=False,
-            seed=0,
-            drop_last=False,
-        )
-        for x_u8, y in loader:
+        if self._heldout_loader is None:  # kept for the job's later evaluations, as in training
+            self._heldout_loader = make_loader(
+                self.heldout,
+                self.heldout_idx,
+                1024,
+                self.device,
+                shuffle=False,
+                seed=0,
+                drop_last=False,
+            )
+        for x_u8, y in self._heldout_loader:
             x = to_model_input(x_u8, self.heldout.mean, self.heldout.std, self.resolution)
             logits, _ = self.model(x)  # (B, K)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
