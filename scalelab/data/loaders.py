@@ -232,9 +232,10 @@ class ArrayLoader(_EpochOrder):
         else:
             images = self._source.take(self.indices[positions])
         x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)  # (B, 3, H, W)
-        if self._copies is not None:
-            x = x.pin_memory()  # pinned, so the copy is asynchronous
-        return x, self.labels[positions]
+        y = self.labels[positions]
+        if self._copies is not None:  # pinned, so the copies are asynchronous
+            x, y = x.pin_memory(), y.pin_memory()
+        return x, y
 
     def _copy(self, batch: Batch) -> tuple[Batch, torch.cuda.Event]:
         """Start copying a pinned batch to the GPU on the side stream; the event marks its end."""
