@@ -15,6 +15,7 @@ from scalelab.data.loaders import (
     FfcvLoader,
     available_memory,
     check_beton,
+    evaluation_loader,
     ffcv_available,
     ffcv_reading,
 )
@@ -211,3 +212,22 @@ def test_scalelab_loader_env_forces_a_loader(cifar, monkeypatch):
     assert (
         str(err.value) == "SCALELAB_LOADER='memmap' is not a loader; use one of auto, ffcv, array"
     )
+
+
+@needs_ffcv
+def test_evaluation_loaders_are_kept_for_ffcv_only(cifar, monkeypatch):
+    monkeypatch.delenv("SCALELAB_LOADER", raising=False)
+    indices = np.arange(30)
+    first = evaluation_loader(cifar, indices, 16, "cpu")
+    assert isinstance(first, FfcvLoader)
+    assert evaluation_loader(cifar, indices.copy(), 16, "cpu") is first  # built, compiled once
+    assert evaluation_loader(cifar, indices[:20], 16, "cpu") is not first
+    for _ in range(2):  # a kept loader gives the whole split in order at every pass
+        x, y = _collect(first)
+        np.testing.assert_array_equal(y, cifar.labels[indices])
+        np.testing.assert_array_equal(x, cifar.take(indices).transpose(0, 3, 1, 2))
+    synthetic = pretraining_source("synthetic", "heldout", 16)
+    arrays = [evaluation_loader(synthetic, indices, 16, "cpu") for _ in range(2)]
+    assert isinstance(arrays[0], ArrayLoader) and arrays[0] is not arrays[1]  # memory not held
+    monkeypatch.setenv("SCALELAB_LOADER", "array")
+    assert isinstance(evaluation_loader(cifar, indices, 16, "cpu"), ArrayLoader)

@@ -20,6 +20,7 @@ memory-mapped arrays even where a .beton exists; ``ffcv`` insists on FFCV wherev
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import threading
@@ -41,8 +42,10 @@ LOADER_ENV = "SCALELAB_LOADER"
 # A .beton up to this fraction of the available memory is left to the OS page cache (it stays
 # resident after the first epoch); a larger one would thrash it, so FFCV reads it page by page.
 OS_CACHE_FRACTION = 0.5
+KEPT_LOADERS = 8  # evaluation loaders kept per process: the splits of a few probe targets
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # uint8 (B, 3, H, W), int64 (B,)
+_KEPT: dict[tuple, FfcvLoader] = {}  # see evaluation_loader
 
 
 def ffcv_available() -> bool:
@@ -84,6 +87,36 @@ def make_loader(
             raise DataError("the FFCV loader needs ffcv: pip install 'scalelab[ffcv]'")
         return FfcvLoader(source, indices, batch_size, device, shuffle, seed, drop_last)
     return ArrayLoader(source, indices, batch_size, device, shuffle, seed, drop_last)
+
+
+def evaluation_loader(
+    source: ImageSource, indices: np.ndarray, batch_size: int, device: torch.device | str
+) -> ArrayLoader | FfcvLoader:
+    """``make_loader`` in source order, keeping FFCV loaders for the next call with the same key.
+
+    A worker probes the same splits at every T of every job, and FFCV compiles each new
+    loader's pipeline with numba on its first pass (seconds) and checks the .beton on every
+    build. It allocates batch buffers per pass, so a kept loader holds no batch memory.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    key = (
+        str(source.beton),
+        source.beton.stat().st_mtime_ns if source.beton is not None else None,  # re-prepared?
+        hashlib.sha1(indices.tobytes()).hexdigest(),
+        batch_size,
+        str(torch.device(device)),
+        os.environ.get(LOADER_ENV),
+    )
+    if source.beton is not None and key in _KEPT:
+        return _KEPT[key]
+    loader = make_loader(
+        source, indices, batch_size, device, shuffle=False, seed=0, drop_last=False
+    )
+    if isinstance(loader, FfcvLoader):
+        if len(_KEPT) >= KEPT_LOADERS:
+            del _KEPT[next(iter(_KEPT))]  # the oldest
+        _KEPT[key] = loader
+    return loader
 
 
 def _auto_backend(source: ImageSource) -> str:

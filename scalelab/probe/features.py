@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from scalelab.data import downstream_source, make_loader, to_model_input
+from scalelab.data import downstream_source, to_model_input
+from scalelab.data.loaders import evaluation_loader
 from scalelab.data.sources import ImageSource
 from scalelab.errors import ProbeError
 from scalelab.probe.run import ProbeResult, run_probe
@@ -55,15 +56,7 @@ def extract_features(
     """
     device = torch.device(device)
     indices = np.arange(len(source)) if indices is None else indices
-    loader = make_loader(
-        source,
-        indices,
-        batch_size or _default_batch_size(device),
-        device,
-        shuffle=False,
-        seed=0,
-        drop_last=False,
-    )
+    loader = evaluation_loader(source, indices, batch_size or _default_batch_size(device), device)
     features, labels = [], []
     was_training = model.training
     model.eval()
