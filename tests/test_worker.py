@@ -240,7 +240,7 @@ def test_sigterm_checkpoints_and_releases_the_job(tmp_path: Path) -> None:
     (job,) = jobs(db)
     assert job.status == "queued" and job.attempts == 0
     assert job.last_error == "released on SIGTERM"
-    assert list((tmp_path / "work").glob("*/latest.pt"))
+    assert list((tmp_path / "work").glob("study-*/job-1/latest.pt"))
 
 
 def test_nan_loss_marks_the_job_diverged(tmp_path: Path) -> None:

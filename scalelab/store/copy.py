@@ -1,18 +1,20 @@
 """`scalelab db copy`: move a study between backends (SQLite ⇄ PostgreSQL) with nothing lost.
 
 Rows are copied table by table in foreign-key order with their ids, in one transaction on
-the target; PostgreSQL's id sequences are then moved past the copied ids.
+the target; PostgreSQL's id sequences are then moved past the copied ids. The study's identity
+is copied too (replacing the one the new database was made with), so its checkpoint folders
+stay its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, Integer, delete, func, insert, select, text
 
 from scalelab.errors import DatabaseError
 from scalelab.store.engine import is_sqlite, open_engine, session_scope
-from scalelab.store.schema import Base
+from scalelab.store.schema import Base, Study
 
 BATCH = 5000
 
@@ -33,7 +35,8 @@ def copy_database(source: str, target: str) -> CopyReport:
         occupied = [
             t.name
             for t in _tables()
-            if session.execute(select(func.count()).select_from(t)).scalar()
+            if t.name != Study.__tablename__  # every new database has its own identity row
+            and session.execute(select(func.count()).select_from(t)).scalar()
         ]
     if occupied:
         raise DatabaseError(
@@ -42,6 +45,7 @@ def copy_database(source: str, target: str) -> CopyReport:
         )
     rows: dict[str, int] = {}
     with session_scope(src, write=False) as reader, session_scope(dst) as writer:
+        writer.execute(delete(Study))
         for table in _tables():
             result = reader.execute(select(table).order_by(*table.primary_key.columns))
             count = 0
@@ -51,6 +55,8 @@ def copy_database(source: str, target: str) -> CopyReport:
             rows[table.name] = count
         if not is_sqlite(dst):
             for table in _tables():
+                if not isinstance(table.c.id.type, Integer):
+                    continue  # the study's id is a UUID: no sequence
                 writer.execute(
                     text(
                         f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "

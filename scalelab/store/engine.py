@@ -31,7 +31,7 @@ DEFAULT_DB = "runs.db"
 SQLITE_BUSY_TIMEOUT_S = 120.0
 
 # The schema revision this code reads and writes (alembic head). Bump with every migration.
-SCHEMA_HEAD = "0002_fits_provenance"
+SCHEMA_HEAD = "0003_study_identity"
 
 
 def resolve_url(db: str | os.PathLike[str] | None) -> str:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import math
 import os
 import socket
-import subprocess
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,6 +13,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from scalelab.store.engine import open_engine, session_scope, take_turns
+from scalelab.store.identity import git_commit
 from scalelab.store.queue import Lease, check_lease
 from scalelab.store.schema import Checkpoint, Fit, Job, ProbeResultRow, Provenance, Sweep
 
@@ -52,22 +50,6 @@ def finite_or_none(value: float | None) -> float | None:
     return float(value)
 
 
-@lru_cache(maxsize=1)
-def _git_commit() -> str:
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
-
-
 def provenance_id(session: Session, device: str) -> int:
     """The row describing this process (scalelab version and commit, torch, device, host)."""
     import torch
@@ -76,7 +58,7 @@ def provenance_id(session: Session, device: str) -> int:
 
     key = {
         "scalelab_version": __version__,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "torch_version": torch.__version__,
         "device": device,
         "host": socket.gethostname(),

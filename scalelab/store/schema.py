@@ -37,6 +37,18 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
+class Study(Base):
+    """The identity of this results database (one row, made with it; `db copy` keeps it).
+
+    A checkpoint folder is keyed by (study, job), so a study's weights are its own.
+    """
+
+    __tablename__ = "study"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # a UUID
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Sweep(Base):
     __tablename__ = "sweeps"
     __table_args__ = (UniqueConstraint("name", "grid_hash", name="uq_sweeps_name_hash"),)

@@ -2,8 +2,12 @@
 
 The job resumes from the furthest checkpoint at or before the first T that is not recorded
 yet, so a job reclaimed after its worker died (or extended with a larger T) continues where
-it stopped. Data order is a function of (seed, epoch) and the augmentation generator's state
-is checkpointed, so on the CPU a resumed run reproduces an uninterrupted one exactly.
+it stopped. Checkpoints live in ``workdir/study-<database id>/job-<job id>`` and record their
+provenance (study, job, config hash, scalelab version, git commit and dirty flag): a file is
+resumed from only when all of it matches, so a study never trains on another study's weights
+or on weights made by other code. Data order is a function of (seed, epoch) and the
+augmentation generator's state is checkpointed, so on the CPU a resumed run reproduces an
+uninterrupted one exactly.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from scalelab.flops import model_cost
 from scalelab.grid import config_hash
 from scalelab.models import build_model
 from scalelab.probe import probe_encoder
+from scalelab.store.identity import checkpoint_provenance, study_id
 from scalelab.store.queue import Lease
 from scalelab.store.results import (
     CheckpointMetrics,
@@ -107,7 +112,11 @@ class JobRunner:
         self.classes = int(cfg["classes"])
         self.examples = int(cfg["examples"])
         self.seed = int(cfg["seed"])
-        self.dir = workdir / config_hash(cfg)[:16]
+        study = study_id(engine)
+        # Absolute, so that stored paths resolve from any working directory.
+        self.dir = workdir.resolve() / f"study-{study}" / f"job-{lease.job_id}"
+        self.provenance = checkpoint_provenance(study, lease.job_id, config_hash(cfg))
+        self.resumed_from: Path | None = None
         self.flops = model_cost(cfg["model"], self.classes, self.resolution).flops
         self.train_epochs = int(cfg.get("train_epochs", max(lease.epochs)))
 
@@ -162,6 +171,7 @@ class JobRunner:
         checkpoint.save_atomic(
             {
                 "config": self.cfg,
+                "provenance": self.provenance,
                 "position": list(state.position),
                 "wall_seconds": state.wall_seconds,
                 "loss_sum": state.loss_sum,
@@ -178,7 +188,8 @@ class JobRunner:
         """Load the furthest checkpoint at or before epoch `before`; a fresh state if none.
 
         A T checkpoint's position is in its name; latest.pt must be read to know its own, and
-        is then kept rather than read (model and optimizer, often GBs) a second time.
+        is then kept rather than read (model and optimizer, often GBs) a second time. A
+        checkpoint whose provenance differs from this job's is not used: training starts over.
         """
         states: dict[Position, Path | dict[str, Any]] = {
             (int(path.stem[1:]), 0): path for path in self.dir.glob("T*.pt")
@@ -190,8 +201,20 @@ class JobRunner:
         usable = [pos for pos in states if pos <= (before, 0)]
         if not usable:
             return TrainState()
-        chosen = states[max(usable)]
+        position = max(usable)
+        chosen = states[position]
         saved = checkpoint.load(chosen) if isinstance(chosen, Path) else chosen
+        path = chosen if isinstance(chosen, Path) else latest
+        mismatch = self._provenance_mismatch(saved.get("provenance"))
+        if mismatch:
+            print(
+                f"job {self.lease.job_id}: not resuming from {path}: {mismatch}; "
+                "training from scratch",
+                file=sys.stderr,
+                flush=True,
+            )
+            return TrainState()
+        self.resumed_from = path
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         position = (int(saved["position"][0]), int(saved["position"][1]))
@@ -204,6 +227,15 @@ class JobRunner:
             loss_count=int(saved["loss_count"]),
             last_epoch_loss=saved["last_epoch_loss"],
         )
+
+    def _provenance_mismatch(self, saved: dict[str, Any] | None) -> str | None:
+        """Why a checkpoint with this provenance is not this job's to resume; None if it is."""
+        if not saved:
+            return "it records no provenance (written by an older scalelab)"
+        for key, mine in self.provenance.items():
+            if saved.get(key) != mine:
+                return f"its {key} is {saved.get(key)!r}, this job's is {mine!r}"
+        return None
 
     # ── evaluation ───────────────────────────────────────────────────────────────────────
 
@@ -347,12 +379,18 @@ class JobRunner:
         if not pending:
             return
         state = self._resume(pending[0])
+        evaluated = {int(t) for t in self.lease.epochs}
+        saved: Position | None = None
         while pending:
             epochs, batches = state.position
-            if batches == 0 and epochs in pending:
+            if batches == 0 and epochs in evaluated and state.position != saved:
+                # Every evaluated T keeps this run's weights: a stale file of the name (from a
+                # run that was not resumed) is replaced, so a stored path never lies.
                 path = self.dir / f"T{epochs}.pt"
-                if not path.exists():
+                if path != self.resumed_from:
                     self._save(state, path)
+                saved = state.position
+            if batches == 0 and epochs in pending:
                 self._evaluate(state)
                 pending.remove(epochs)
                 continue
