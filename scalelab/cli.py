@@ -50,6 +50,17 @@ ClassesOption = Annotated[
 ResolutionOption = Annotated[
     int, typer.Option("--resolution", min=1, help="Input resolution R (images R x R x 3).")
 ]
+SweepOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sweep",
+        help="Only this sweep (repeatable); default: every sweep, if their recipes agree.",
+        show_default=False,
+    ),
+]
+PoolOption = Annotated[
+    bool, typer.Option("--pool-sweeps", help="Pool the sweeps even where their recipes differ.")
+]
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -274,6 +285,7 @@ def requeue(
 @user_errors
 def export(
     out: Annotated[Path, typer.Option("--out", help="FILE.csv or FILE.parquet.")],
+    sweep: SweepOption = None,
     db: DbOption = None,
 ) -> None:
     """Write every evaluated checkpoint, one row per (checkpoint, target), to CSV or Parquet.
@@ -283,7 +295,7 @@ def export(
     from scalelab.store.engine import open_engine
     from scalelab.store.transfer import export_runs
 
-    n = export_runs(open_engine(db, create=False), out)
+    n = export_runs(open_engine(db, create=False), out, sweep)
     typer.echo(f"wrote {n} rows to {out}")
 
 
@@ -297,6 +309,10 @@ def import_(
             "error (optional flops, compute, seed)."
         ),
     ],
+    sweep: Annotated[
+        str | None,
+        typer.Option("--sweep", help="Name of the imported sweep (default: the file's stem)."),
+    ] = None,
     db: DbOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -308,10 +324,9 @@ def import_(
 
     Example: scalelab import results.csv --db imported.db
     """
-    from scalelab.store.engine import open_engine
     from scalelab.store.transfer import import_runs
 
-    report = import_runs(open_engine(db), file)
+    report = import_runs(db, file, sweep)
     if as_json:
         print_json(vars(report))
     else:
@@ -644,13 +659,16 @@ def fit(
     card: Annotated[
         bool, typer.Option("--card", help="Print the fit card (Markdown) instead of the table.")
     ] = False,
+    sweep: SweepOption = None,
+    pool_sweeps: PoolOption = False,
     db: DbOption = None,
 ) -> None:
     """Fit the frontier, E(C) = a(b+C)^-alpha + E_inf, E(P), E(N), P*(C), N*(C) and
     E(P, N) = E + A/P^alpha + B/N^beta, with 95% bootstrap intervals; store the fit.
 
-    Diverged runs and C = 0 baselines are left out; a part the data cannot determine is
-    null, with the reason in the notes.
+    Diverged runs and C = 0 baselines are left out; seeds are averaged; where hyper-parameters
+    were swept, each (model, N, T) keeps the setting with the lowest upstream held-out error.
+    A part the data cannot determine is null, with the reason in the notes.
 
     --card prints how the fit was made (FLOP convention, loss, optimiser and starts, points
     dropped, selection and averaging, bootstrap) as Markdown for a paper's appendix.
@@ -667,6 +685,8 @@ def fit(
         seed=seed,
         method=method,
         json_path=json_path,
+        sweeps=sweep,
+        pool_sweeps=pool_sweeps,
     )
     typer.echo(render_card(result) if card else render_fit(result))
 
@@ -681,19 +701,40 @@ def plan(
     bootstrap: Annotated[
         int, typer.Option("--bootstrap", min=0, help="Resamples, if a fit must be made first.")
     ] = 1000,
+    epochs: Annotated[
+        float | None,
+        typer.Option("--epochs", help="Train for this T (default: the T of the allocation)."),
+    ] = None,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            "--refit/--no-refit", help="Refit when the stored fit no longer matches the runs."
+        ),
+    ] = True,
+    sweep: SweepOption = None,
+    pool_sweeps: PoolOption = False,
     as_json: JsonFlag = False,
     db: DbOption = None,
 ) -> None:
     """Forecast a budget: best error E(C) with its interval, P*(C), N*(C), and the paper's
-    model nearest P*(C) with N and T = C / (3·FLOP(f)·N). Uses the latest stored fit of the
-    target (fits and stores one if there is none).
+    model nearest P*(C) trained for the allocation's T on N = C / (3·FLOP(f)·T). Uses the
+    latest stored fit of the target if it still matches the runs (else refits and stores).
 
     Example: scalelab plan --target cifar10 --budget 1e18
     """
     from scalelab.analysis import plan_from_db, render_plan
 
     result = plan_from_db(
-        db, target, budget, num_classes=classes, resolution=resolution, bootstrap=bootstrap
+        db,
+        target,
+        budget,
+        num_classes=classes,
+        resolution=resolution,
+        bootstrap=bootstrap,
+        epochs=epochs,
+        refit=refit,
+        sweeps=sweep,
+        pool_sweeps=pool_sweeps,
     )
     if as_json:
         print_json(result)
@@ -796,6 +837,8 @@ def plot(
             show_default=False,
         ),
     ] = None,
+    sweep: SweepOption = None,
+    pool_sweeps: PoolOption = False,
     db: DbOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -822,6 +865,8 @@ def plot(
         formats=[f for f in formats.split(",") if f],
         method=method,
         bootstrap=bootstrap,
+        sweeps=sweep,
+        pool_sweeps=pool_sweeps,
     )
     if as_json:
         print_json(report.as_dict())

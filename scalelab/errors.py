@@ -49,3 +49,7 @@ class ImportFormatError(ScalelabError):
 
 class DeviceError(ScalelabError):
     """A requested device does not exist on this machine (e.g. 'cuda:1' with one GPU)."""
+
+
+class SweepError(ScalelabError):
+    """A sweep asked for does not exist, or sweeps with different recipes would be pooled."""

@@ -267,6 +267,28 @@ def _dataset_classes(chk: _Checker, doc: dict[str, Any], resolution: int) -> tup
         ) from None
 
 
+def _canonical_models(chk: _Checker, models: list[str]) -> list[str]:
+    """The canonical spelling of every model (B-01/Wi-016/E-4 is B-1/Wi-16), before hashing:
+    one network is one job however it is spelled, and its canonical name is the one stored."""
+    from scalelab.errors import ModelNameError
+    from scalelab.models.names import parse_model_name
+
+    spelled: dict[str, str] = {}
+    for model in models:
+        try:
+            name = parse_model_name(model).name
+        except ModelNameError as exc:
+            raise chk.error("models", str(exc)) from None
+        if name in spelled:
+            raise chk.error(
+                "models",
+                f"'models' lists {name} twice (as {spelled[name]!r} and {model!r}); "
+                "remove one: they are the same network",
+            )
+        spelled[name] = model
+    return list(spelled)
+
+
 def parse_grid(path: str | Path, text: str | None = None) -> Grid:
     """Read and validate a grid file and expand it into jobs. Raises GridError."""
     from scalelab.errors import ModelNameError
@@ -337,6 +359,7 @@ def parse_grid(path: str | Path, text: str | None = None) -> Grid:
             f"N = {max(examples)} is larger than the dataset ({available} examples); "
             "lower 'examples'",
         )
+    models = _canonical_models(chk, models)
     costs = {}
     for model in models:
         try:

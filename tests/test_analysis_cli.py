@@ -46,7 +46,9 @@ def test_fit_prints_stores_and_writes_json(db: str, tmp_path: Path) -> None:
     assert "stored as fit 1" in result.output
     written = json.loads(out.read_text())
     assert written["fit_id"] == 1
-    assert written["n_points"] == 6 * 6 * 2 * 3
+    assert written["n_points"] == 6 * 6 * 3  # seed means: 2 seeds per point
+    assert written["seeds_per_point"] == {"2": 6 * 6 * 3}
+    assert written["sweeps"] == ["results"]
     assert written["examples_law"]["alpha"] == pytest.approx(0.35, abs=0.03)
     (fit,) = stored_fits(db)
     assert fit.target == "cifar10"
@@ -145,6 +147,7 @@ def test_an_unchanged_fit_is_reused_and_new_results_refit(db: str, tmp_path: Pat
     assert "stored as fit 2" in other_seed.output  # other options: a new fit
     extra = tmp_path / "more.csv"
     extra.write_text("model,params,examples,epochs,target,error\nx,1e9,1e9,1,cifar10,0.9\n")
-    assert runner.invoke(app, ["import", str(extra), "--db", db]).exit_code == 0
+    added = runner.invoke(app, ["import", str(extra), "--sweep", "results", "--db", db])
+    assert added.exit_code == 0, added.output
     refit = runner.invoke(app, args)
     assert "stored as fit 3" in refit.output  # new points: fitted again

@@ -50,7 +50,8 @@ def test_json_has_exactly_the_documented_keys(result: dict) -> None:
 
 
 def test_the_generating_law_is_recovered_with_intervals(result: dict) -> None:
-    assert result["n_points"] == 6 * 6 * 2 * 3
+    assert result["n_points"] == 6 * 6 * 3  # one point per (P, N, T): the mean of 2 seeds
+    assert result["seeds_per_point"] == {"2": 6 * 6 * 3}
     assert result["examples_law"]["alpha"] == pytest.approx(LAW.beta, abs=0.02)
     assert result["params_law"]["alpha"] == pytest.approx(LAW.alpha, abs=0.1)
     par = result["parametric"]
@@ -91,8 +92,8 @@ def test_the_bootstrap_is_seeded(runs: pd.DataFrame, result: dict) -> None:
     assert again["parametric"]["alpha_ci"] == first["parametric"]["alpha_ci"]
     assert other["compute_law"]["alpha_ci"] != first["compute_law"]["alpha_ci"]
     boot = result["bootstrap"]
-    assert (boot["resamples"], boot["seed"], boot["unit"]) == (100, 0, "run")
-    # A resample can miss every run of a model size at the largest N: then it cannot be fitted.
+    # Two seeds per configuration: resamples draw seeds within each configuration.
+    assert (boot["resamples"], boot["seed"], boot["unit"]) == (100, 0, "seed")
     assert boot["succeeded"]["compute_law"] == boot["succeeded"]["parametric"] == 100
     assert all(n >= 90 for n in boot["succeeded"].values())
     assert len(result["bootstrap_samples"]["compute_law"]) == 100

@@ -40,8 +40,9 @@ def test_prediction_allocation_and_configuration(fit: dict) -> None:
     nearest = min(ZOO, key=lambda m: abs(math.log(costs[m].params / plan["params"])))
     assert config["model"] == nearest
     assert (config["params"], config["flops"]) == (costs[nearest].params, costs[nearest].flops)
-    assert config["examples"] == round(plan["examples"])
-    # C = FLOP(f)·3·N·T spends exactly the budget.
+    # Trained for the T the allocation was fitted at, on the N that spends the budget.
+    assert config["epochs"] == alloc["epochs"]
+    assert config["examples"] == round(budget / (3 * config["flops"] * alloc["epochs"]))
     assert 3 * config["flops"] * config["examples"] * config["epochs"] == pytest.approx(budget)
     assert "budget C = 1e+17 FLOP" in render_plan(plan)
 

@@ -1,7 +1,10 @@
-"""Uncertainty by bootstrap over runs.
+"""Uncertainty by bootstrap over seeds or runs.
 
-The unit resampled is a run (one job: a (model, N, seed) trajectory), not a point: the points
-of one run share a training trajectory, so resampling points would treat correlated
+Points are seed means per configuration (model, N, setting) and T. When every configuration
+has several seeds, each resample draws, within each configuration, as many seeds as it has
+(with replacement) and recomputes the means: the spread between seeds is the noise. Otherwise
+the unit resampled is a configuration's trajectory across T (a run), never a single point: the
+points of one run share a training trajectory, so resampling points would treat correlated
 evaluations as independent and give intervals that are too narrow.
 """
 
@@ -36,12 +39,31 @@ def resample_runs(run: np.ndarray, resamples: int, seed: int) -> Iterator[np.nda
         yield order[offsets + np.arange(lengths.sum())]
 
 
+def resample_seeds(data: PointArrays, resamples: int, seed: int) -> Iterator[PointArrays]:
+    """Each resample: every configuration's seeds drawn with replacement, means recomputed."""
+    rng = np.random.default_rng(seed)
+    k = data.seeds_per_config()  # (configs,)
+    slots = data.seed_errors.shape[1]
+    config, _ = np.nonzero(np.arange(slots) < k[:, None])  # a config once per seed it has
+    for _ in range(resamples):
+        picks = (rng.random(len(config)) * k[config]).astype(int)  # a seed slot per draw
+        counts = np.zeros((len(k), slots))
+        np.add.at(counts, (config, picks), 1)
+        yield data.with_seed_counts(counts)
+
+
+def bootstrap_unit(data: PointArrays) -> str:
+    """ "seed" when every configuration has two or more seeds, else "run"."""
+    return "seed" if (data.seeds_per_config() >= 2).all() else "run"
+
+
 @dataclass
 class BootstrapDraws:
     """The kept numbers (Estimate.sample_fields) of every resample that could be fitted."""
 
     resamples: int
     seed: int
+    unit: str = "run"
     samples: dict[str, list[tuple[float, ...]]] = field(default_factory=dict)
 
     def succeeded(self, name: str) -> int:
@@ -72,9 +94,14 @@ def bootstrap(
     """Redo every estimate that was fitted on the full data (``full[name]`` not None) on each
     resample, warm-started from its full-data optimum; a resample that cannot be fitted (too few
     points, no convergence) is left out and counted by ``succeeded``."""
-    draws = BootstrapDraws(resamples, seed, {name: [] for name in full if full[name] is not None})
-    for index in resample_runs(data.run, resamples, seed):
-        sample = data.take(index)
+    unit = bootstrap_unit(data)
+    fitted = {name: [] for name in full if full[name] is not None}
+    draws = BootstrapDraws(resamples, seed, unit, fitted)
+    if unit == "seed":
+        samples = resample_seeds(data, resamples, seed)
+    else:
+        samples = (data.take(index) for index in resample_runs(data.run, resamples, seed))
+    for sample in samples:
         for name in draws.samples:
             estimate = estimates[name]
             warm = full[name] if warm_start else None

@@ -1,6 +1,8 @@
 """What `scalelab fit` and `scalelab plan` do against a results database.
 
 A fit is computed completely before anything is written: on any error nothing is stored.
+Both read the sweeps chosen with ``sweeps`` (default: every sweep), and refuse to pool sweeps
+whose recipes differ unless ``pool_sweeps`` (scalelab.store.studies).
 """
 
 from __future__ import annotations
@@ -24,15 +26,30 @@ def _check_writable(path: Path | None) -> None:
         )
 
 
+FINGERPRINT_COLUMNS = [
+    "checkpoint_id",
+    "sweep",
+    "status",
+    "method",
+    "error",
+    "upstream_error",
+    "compute",
+    "params",
+    "examples",
+    "epochs",
+    "seed",
+    "setting",
+]
+
+
 def inputs_fingerprint(runs: pd.DataFrame, target: str, **options: object) -> str:
     """A hash of everything a fit of ``target`` depends on: its rows and the fit's options.
 
     A stored fit with the same fingerprint is the fit that would be computed now, so `fit`
     and `plot` reuse it instead of spending a bootstrap again (a re-run demo takes seconds).
     """
-    rows = runs[runs["target"] == target][
-        ["checkpoint_id", "status", "method", "error", "compute", "params", "examples", "epochs"]
-    ].sort_values(["checkpoint_id", "method"])
+    columns = [c for c in FINGERPRINT_COLUMNS if c in runs]
+    rows = runs[runs["target"] == target][columns].sort_values(["checkpoint_id", "method"])
     digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
     digest.update(pd.util.hash_pandas_object(rows, index=False).values.tobytes())
     return digest.hexdigest()
@@ -48,20 +65,25 @@ def current_fit(
     bootstrap: int = 1000,
     seed: int = 0,
     method: str | None = None,
+    pool_sweeps: bool = False,
 ) -> dict:
     """The latest stored fit of ``target`` if its inputs are unchanged, else a new fit (stored
-    when ``store``). The result's ``reused`` says which."""
+    when ``store``). The result's ``reused`` says which. SweepError when the rows of
+    ``target`` come from sweeps with different recipes, unless ``pool_sweeps``."""
     from scalelab.store.engine import open_engine
     from scalelab.store.results import latest_fit, save_fit
+    from scalelab.store.studies import sweeps_for
 
+    engine = open_engine(db, create=False)
+    sweeps_for(engine, runs, target, pool=pool_sweeps)
     options = {"epochs": epochs, "bootstrap": bootstrap, "seed": seed, "method": method}
     fingerprint = inputs_fingerprint(runs, target, result_version=RESULT_VERSION, **options)
-    engine = open_engine(db, create=False)
     stored = latest_fit(engine, target)
     if stored is not None and stored.get("fingerprint") == fingerprint:
         return {**stored, "reused": True}
     result = fit_scaling(runs, target, **options)
     result["fingerprint"] = fingerprint
+    result["options"] = options  # so that `plan` can tell whether the fit is still current
     if store:
         result["fit_id"] = save_fit(engine, target, result, result["checkpoint_ids"])
     return {**result, "reused": False}
@@ -76,21 +98,24 @@ def fit_and_store(
     seed: int = 0,
     method: str | None = None,
     json_path: Path | None = None,
+    sweeps: list[str] | None = None,
+    pool_sweeps: bool = False,
 ) -> dict:
-    """Load the runs of ``db``, fit ``target``, store the fit with the ids of its points, write
-    it to ``json_path`` if given, and return it with its ``fit_id``."""
+    """Load the runs of ``db`` (of ``sweeps``), fit ``target``, store the fit with the ids of
+    its points, write it to ``json_path`` if given, and return it with its ``fit_id``."""
     from scalelab import load_runs
 
     _check_writable(json_path)
     result = current_fit(
         db,
-        load_runs(db),
+        load_runs(db, sweeps),
         target,
         store=True,
         epochs=epochs,
         bootstrap=bootstrap,
         seed=seed,
         method=method,
+        pool_sweeps=pool_sweeps,
     )
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n")
@@ -106,20 +131,46 @@ def plan_from_db(
     resolution: int,
     zoo: list[str] | None = None,
     bootstrap: int = 1000,
+    epochs: float | None = None,
+    refit: bool = True,
+    sweeps: list[str] | None = None,
+    pool_sweeps: bool = False,
 ) -> dict:
-    """plan_budget on the latest stored fit of ``target``; without one, fit it (with
-    ``bootstrap`` resamples) and store it first."""
+    """plan_budget on the latest stored fit of ``target``, if it still describes today's rows
+    (its fingerprint, with its own options). Otherwise fit afresh (``bootstrap`` resamples)
+    and store the fit, or with ``refit=False`` raise FitError. ``epochs``: train for this T
+    instead of the T the allocation was fitted at."""
+    from scalelab import load_runs
     from scalelab.store.engine import open_engine
     from scalelab.store.results import latest_fit
+    from scalelab.store.studies import sweeps_for
 
     check_budget(budget)  # before a fit that may take a while
-    fit = latest_fit(open_engine(db, create=False), target)
-    fitted_now = fit is None
-    if fitted_now:
-        fit = fit_and_store(db, target, bootstrap=bootstrap)
-    plan = plan_budget(fit, budget, zoo, num_classes=num_classes, resolution=resolution)
-    if fitted_now:
-        plan["notes"].insert(
-            0, f"no stored fit for {target!r}: fitted it now (fit id {fit['fit_id']})"
-        )
+    runs = load_runs(db, sweeps)
+    engine = open_engine(db, create=False)
+    sweeps_for(engine, runs, target, pool=pool_sweeps)
+    fit = latest_fit(engine, target)
+    note = None
+    if fit is None:
+        note, options = f"no stored fit for {target!r}: fitted it now", {}
+    else:
+        options = dict(fit.get("options") or {})
+        current = inputs_fingerprint(runs, target, result_version=RESULT_VERSION, **options)
+        if current != fit.get("fingerprint"):
+            if not refit:
+                raise FitError(
+                    f"the stored fit {fit['fit_id']} of {target!r} no longer matches the runs "
+                    f"(they changed, or other sweeps are selected); run `scalelab fit "
+                    f"--target {target}` first, or drop --no-refit"
+                )
+            note = f"the stored fit {fit['fit_id']} no longer matched the runs: refitted it"
+    if note is not None:
+        options["bootstrap"] = bootstrap
+        fit = current_fit(db, runs, target, store=True, pool_sweeps=pool_sweeps, **options)
+        note += f" (fit id {fit['fit_id']})"
+    plan = plan_budget(
+        fit, budget, zoo, num_classes=num_classes, resolution=resolution, epochs=epochs
+    )
+    if note is not None:
+        plan["notes"].insert(0, note)
     return plan

@@ -60,7 +60,8 @@ def compute_law(
 
 
 def _best_per_value(x: np.ndarray, error: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The lowest error at each distinct x (the best seed / configuration)."""
+    """The lowest error at each distinct x. Points are already seed means of one selected
+    setting per (model, N, T), so this only chooses between models of equal size."""
     values, inverse = np.unique(x, return_inverse=True)
     best = np.full(len(values), np.inf)
     np.minimum.at(best, inverse, error)
@@ -69,7 +70,7 @@ def _best_per_value(x: np.ndarray, error: np.ndarray) -> tuple[np.ndarray, np.nd
 
 @dataclass(frozen=True)
 class BottleneckPoints:
-    """The points of a bottleneck law: x (P or N) against the best error, at fixed other axes."""
+    """The points of a bottleneck law: x (P or N) against the error, at fixed other axes."""
 
     x: np.ndarray
     error: np.ndarray
@@ -77,7 +78,7 @@ class BottleneckPoints:
 
 
 def params_law_points(data: PointArrays) -> BottleneckPoints:
-    """Each model size's best error at the largest N and, among those runs, the largest T."""
+    """Each model size's error at the largest N and, among those runs, the largest T."""
     at_n = data.examples == data.examples.max()
     t = data.epochs[at_n].max()
     mask = at_n & (data.epochs == t)
@@ -86,7 +87,7 @@ def params_law_points(data: PointArrays) -> BottleneckPoints:
 
 
 def examples_law_points(data: PointArrays) -> BottleneckPoints:
-    """Each N's best error with the largest model at that model's largest T."""
+    """Each N's error with the largest model at that model's largest T."""
     at_p = data.params == data.params.max()
     t = data.epochs[at_p].max()
     mask = at_p & (data.epochs == t)

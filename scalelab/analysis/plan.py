@@ -4,7 +4,8 @@ The best error E(C) comes from the compute law, P*(C) and N*(C) from the allocat
 (Approach 1) and, where the data has IsoFLOP profiles, from Approach 2 as well; their intervals
 are percentiles of the same quantities computed from every bootstrap resample of the fit. The
 configuration to run is the zoo model whose parameter count is nearest P*(C) (in log space),
-trained on N*(C) examples for T = C / (3·FLOP(f)·N) epochs.
+trained for the T the allocation was fitted at (P*(C) and N*(C) hold at that T only; or the T
+the user asks for) on N = C / (3·FLOP(f)·T) examples, so that it spends the budget.
 """
 
 from __future__ import annotations
@@ -57,26 +58,27 @@ def _power_laws_at(fit: dict, name: str, budget: float, resamples: int) -> dict 
 def nearest_configuration(
     budget: float,
     params: float,
-    examples: float,
+    epochs: float,
     zoo: list[str],
     num_classes: int,
     resolution: int,
 ) -> dict:
-    """The zoo model nearest ``params`` (log space), N = ``examples`` and T spending ``budget``."""
+    """The zoo model nearest ``params`` (log space), trained for ``epochs`` on the N that
+    spends ``budget``."""
     from scalelab.flops import model_cost  # torch is only needed here, not for fitting
 
     costs = {name: model_cost(name, num_classes, resolution) for name in zoo}
     name = min(costs, key=lambda m: abs(math.log(costs[m].params / params)))
     cost = costs[name]
-    n = max(1, round(examples))
+    n = max(1, round(budget / (3 * cost.flops * epochs)))
     return {
         "model": name,
         "params": int(cost.params),
         "flops": int(cost.flops),
         "flop_convention": cost.convention,
         "examples": int(n),
-        "epochs": budget / (3 * cost.flops * n),
-        "compute": float(budget),
+        "epochs": float(epochs),
+        "compute": 3.0 * cost.flops * n * epochs,
     }
 
 
@@ -92,11 +94,15 @@ def plan_budget(
     *,
     num_classes: int,
     resolution: int,
+    epochs: float | None = None,
 ) -> dict:
     """Predicted best error at ``budget`` FLOP with its interval, P*(C), N*(C), and the nearest
     configuration of ``zoo`` (default: the paper's models) for a ``num_classes`` head at
-    ``resolution``. ``fit`` is a result of fit_scaling."""
+    ``resolution``, trained for ``epochs`` (default: the T of the allocation). ``fit`` is a
+    result of fit_scaling."""
     check_budget(budget)
+    if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
+        raise FitError(f"--epochs must be a positive number of epochs; got {epochs}")
     if zoo is None:
         from scalelab.models import PAPER_ZOO
 
@@ -148,16 +154,22 @@ def plan_budget(
         examples_ci=at_budget and at_budget["examples_ci"],
         allocation_epochs=alloc["epochs"],
     )
-    config = nearest_configuration(budget, params, examples, zoo, num_classes, resolution)
+    t = alloc["epochs"] if epochs is None else float(epochs)
+    if t != alloc["epochs"]:
+        notes.append(
+            f"P*(C) and N*(C) were fitted at T={alloc['epochs']:g}; this configuration trains "
+            f"for T={t:g} as asked"
+        )
+    config = nearest_configuration(budget, params, t, zoo, num_classes, resolution)
     plan["config"] = config
     if abs(math.log(config["params"] / params)) > math.log(2):
         notes.append(
             f"the nearest model of the zoo, {config['model']} ({config['params']:.3g} "
             f"parameters), is more than 2x from P*(C) = {params:.3g}; consider a model of that size"
         )
-    if config["epochs"] < 1:
+    if abs(math.log(config["examples"] / examples)) > math.log(2):
         notes.append(
-            f"T = {config['epochs']:.3g} < 1 epoch: the budget does not cover one pass over "
-            f"N*(C) examples with {config['model']}"
+            f"N = {config['examples']:.3g} examples (what {config['model']} needs to spend the "
+            f"budget in T={t:g} epochs) is more than 2x from N*(C) = {examples:.3g}"
         )
     return plan

@@ -1,36 +1,126 @@
-"""The points a fit uses: evaluated checkpoints with an error for one target.
+"""The points a fit uses: evaluated checkpoints with an error for one target, one point per
+configuration (model, N, T, hyper-parameter setting), averaged over its seeds.
 
 Diverged jobs and C = 0 random-init baselines are excluded and counted; every remaining value
 must be finite and positive, because a law fitted in log space cannot take anything else.
+Where a grid swept hyper-parameters, one setting is kept per (model, N, T) by SELECTION_RULE,
+which never looks at the test error being fitted (except for imports, which carry no
+held-out error, and say so).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from scalelab.errors import FitError
 
-COLUMNS = ("checkpoint_id", "model", "params", "examples", "epochs", "compute", "error", "seed")
+COLUMNS = (
+    "checkpoint_id",
+    "model",
+    "params",
+    "examples",
+    "epochs",
+    "compute",
+    "error",
+    "seed",
+    "sweep",
+    "upstream_error",
+    "setting",
+)
 NUMERIC = ("compute", "error", "params", "examples", "epochs")  # all must be positive
+AT = ["model", "examples", "epochs"]  # where hyper-parameter settings compete
+SELECTION_RULE = (
+    "per (model, N, T), the hyper-parameter setting with the lowest mean upstream held-out "
+    "error (imported rows have none: the lowest mean target error)"
+)
 
 
 @dataclass(frozen=True)
 class Points:
-    """The usable points of one target. ``frame`` has COLUMNS plus ``run``: an integer per job
-    (one (model, N, seed) trajectory), the unit that bootstrap resamples."""
+    """The usable points of one target.
+
+    ``frame``: the kept checkpoints (COLUMNS plus ``run``, an integer per job: one (model, N,
+    seed, setting) trajectory, and ``config``, an integer per (model, N, setting): the seeds of
+    one configuration). ``averaged``: one row per (config, T), the seed-mean error, what is
+    fitted. ``selection``: the rule that chose among hyper-parameter settings and what it
+    dropped.
+    """
 
     target: str
     method: str
     frame: pd.DataFrame
+    averaged: pd.DataFrame
     excluded: dict[str, int]
+    selection: dict[str, Any]
 
 
 def _describe_ids(ids: pd.Series) -> str:
     shown = ", ".join(str(int(i)) for i in ids.iloc[:5])
     return shown + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+
+def select_settings(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Keep one hyper-parameter setting per (model, N, T) by SELECTION_RULE.
+
+    A setting's score is its mean over seeds; the upstream error is used only when every
+    competing setting has one. Ties go to the setting listed first (sorted by name).
+    """
+    competing = rows.groupby(AT)["setting"].transform("nunique") > 1
+    selection: dict[str, Any] = {
+        "rule": SELECTION_RULE,
+        "contested": 0,  # (model, N, T) with more than one setting
+        "by_target_error": 0,  # of those, decided on the target error (no upstream error)
+        "dropped": 0,  # evaluations (a run at one T) left out
+        "dropped_runs": 0,  # runs none of whose evaluations were kept
+    }
+    if not competing.any():
+        return rows, selection
+    scores = (
+        rows[competing]
+        .groupby([*AT, "setting"])
+        .agg(
+            upstream=("upstream_error", "mean"),
+            complete=("upstream_error", lambda s: bool(s.notna().all())),
+            error=("error", "mean"),
+        )
+        .reset_index()
+    )
+    losers = []
+    for key, group in scores.groupby(AT, sort=True):
+        by_upstream = bool(group["complete"].all())
+        score = group["upstream"] if by_upstream else group["error"]
+        best = group.loc[score.idxmin(), "setting"]
+        losers += [(*key, setting) for setting in group["setting"] if setting != best]
+        selection["contested"] += 1
+        selection["by_target_error"] += int(not by_upstream)
+    lost = pd.MultiIndex.from_tuples(losers, names=[*AT, "setting"])
+    dropped = rows.set_index([*AT, "setting"]).index.isin(lost)
+    kept = rows[~dropped]
+    selection["dropped"] = int(dropped.sum())
+    selection["dropped_runs"] = len(set(rows.loc[dropped, "run"]) - set(kept["run"]))
+    return kept, selection
+
+
+def _average(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (config, T): the mean error over the configuration's seeds (runs)."""
+    averaged = (
+        frame.groupby(["config", "epochs"], sort=True)
+        .agg(
+            model=("model", "first"),
+            params=("params", "first"),
+            examples=("examples", "first"),
+            compute=("compute", "mean"),
+            error=("error", "mean"),
+            seeds=("run", "nunique"),
+            checkpoint_ids=("checkpoint_id", list),
+        )
+        .reset_index()
+    )
+    return averaged
 
 
 def select_points(df: pd.DataFrame, target: str, method: str | None = None) -> Points:
@@ -77,23 +167,37 @@ def select_points(df: pd.DataFrame, target: str, method: str | None = None) -> P
             f"no points for target {target!r} besides {int(diverged.sum())} diverged and "
             f"{int(baseline.sum())} C = 0 baseline points; finish some runs first"
         )
-    frame = kept.loc[:, list(COLUMNS)].copy()
-    frame[list(NUMERIC)] = frame[list(NUMERIC)].astype(float)
-    # A run is a job; rows without a job id are told apart by (model, N, seed).
-    keys = ["job_id"] if kept["job_id"].notna().all() else ["model", "examples", "seed"]
-    frame["run"] = kept.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    kept = kept.copy()
+    for column, default in (("setting", ""), ("upstream_error", np.nan), ("sweep", "")):
+        if column not in kept:
+            kept[column] = default  # a frame built by hand, without these columns
+    kept[list(NUMERIC)] = kept[list(NUMERIC)].astype(float)
+    # A run is a job; rows without a job id are told apart by (model, N, seed, setting).
+    keys = ["job_id"] if kept["job_id"].notna().all() else ["model", "examples", "seed", "setting"]
+    kept["run"] = kept.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    kept, selection = select_settings(kept)
+    frame = kept.loc[:, [*COLUMNS, "run"]].copy()
+    frame["config"] = frame.groupby(["model", "examples", "setting"], sort=True).ngroup()
+    frame = frame.reset_index(drop=True)
     return Points(
         target=target,
         method=method if method is not None else "".join(methods),  # at most one here
-        frame=frame.reset_index(drop=True),
+        frame=frame,
+        averaged=_average(frame),
         excluded={"diverged": int(diverged.sum()), "baseline": int(baseline.sum())},
+        selection=selection,
     )
 
 
 @dataclass(frozen=True)
 class PointArrays:
-    """The numeric columns of Points as arrays (n,), the form every fit and resample uses:
-    a bootstrap redoes each fit a thousand times and pandas would dominate the cost."""
+    """The averaged points as arrays (n,), the form every fit and resample uses: a bootstrap
+    redoes each fit a thousand times and pandas would dominate the cost.
+
+    ``run`` numbers the configurations (the unit a run bootstrap resamples), ``seed_errors``
+    (n, k) holds each point's error per seed of its configuration (NaN where a seed has no
+    evaluation at that T), for resampling seeds within configurations.
+    """
 
     compute: np.ndarray
     error: np.ndarray
@@ -101,14 +205,41 @@ class PointArrays:
     examples: np.ndarray
     epochs: np.ndarray
     run: np.ndarray
+    seed_errors: np.ndarray
 
     @classmethod
     def from_points(cls, points: Points) -> PointArrays:
-        f = points.frame
-        return cls(*(f[c].to_numpy(float) for c in NUMERIC), f["run"].to_numpy())
+        f, a = points.frame, points.averaged
+        # Seed slot of each run within its configuration, the same at every T.
+        slot = f.groupby("config")["run"].rank(method="dense").astype(int).to_numpy() - 1
+        seed_errors = np.full((len(a), int(slot.max()) + 1), np.nan)
+        row = pd.MultiIndex.from_frame(a[["config", "epochs"]]).get_indexer(
+            pd.MultiIndex.from_frame(f[["config", "epochs"]])
+        )
+        seed_errors[row, slot] = f["error"].to_numpy(float)
+        return cls(*(a[c].to_numpy(float) for c in NUMERIC), a["config"].to_numpy(), seed_errors)
 
     def take(self, index: np.ndarray) -> PointArrays:
-        return PointArrays(*(getattr(self, c)[index] for c in (*NUMERIC, "run")))
+        fields = (*NUMERIC, "run", "seed_errors")
+        return PointArrays(*(getattr(self, c)[index] for c in fields))
 
     def at_epochs(self, epochs: float) -> PointArrays:
         return self.take(np.flatnonzero(self.epochs == epochs))
+
+    def seeds_per_config(self) -> np.ndarray:
+        """(configs,) how many seeds each configuration has (configs numbered 0..K-1)."""
+        has = np.zeros((int(self.run.max()) + 1, self.seed_errors.shape[1]), bool)
+        np.logical_or.at(has, self.run, np.isfinite(self.seed_errors))
+        return has.sum(axis=1)
+
+    def with_seed_counts(self, counts: np.ndarray) -> PointArrays:
+        """These points with each configuration's seeds drawn ``counts`` (configs, k) times."""
+        weights = counts[self.run] * np.isfinite(self.seed_errors)  # (n, k)
+        total = weights.sum(axis=1)
+        summed = np.where(weights > 0, np.nan_to_num(self.seed_errors) * weights, 0.0).sum(axis=1)
+        # A point none of whose drawn seeds reached its T keeps its full mean.
+        error = np.where(total > 0, summed / np.maximum(total, 1), self.error)
+        return PointArrays(
+            self.compute, error, self.params, self.examples, self.epochs, self.run,
+            self.seed_errors,
+        )  # fmt: skip

@@ -144,7 +144,7 @@ def _number(value: float | None) -> float | None:
 
 
 def _frontier(points: Points, data: PointArrays) -> list[dict]:
-    rows = points.frame.iloc[frontier_indices(data.compute, data.error)]
+    rows = points.averaged.iloc[frontier_indices(data.compute, data.error)]
     return [
         {
             "compute": float(r.compute),
@@ -153,10 +153,18 @@ def _frontier(points: Points, data: PointArrays) -> list[dict]:
             "examples": int(r.examples),
             "epochs": float(r.epochs),
             "model": str(r.model),
-            "checkpoint_id": int(r.checkpoint_id),
+            "seeds": int(r.seeds),
+            "checkpoint_id": int(min(r.checkpoint_ids)),
+            "checkpoint_ids": sorted(int(i) for i in r.checkpoint_ids),
         }
         for r in rows.itertuples()
     ]
+
+
+def seeds_per_point(points: Points) -> dict[str, int]:
+    """How many fitted points stand on k seeds, for each k: {"3": 24} = 24 points of 3 seeds."""
+    counts = points.averaged["seeds"].value_counts().sort_index()
+    return {str(int(k)): int(n) for k, n in counts.items()}
 
 
 def fit_result(points: Points, analysis: Analysis) -> dict:
@@ -175,7 +183,10 @@ def fit_result(points: Points, analysis: Analysis) -> dict:
         "target": points.target,
         "method": points.method,
         "n_points": len(data.error),
-        "n_runs": int(len(np.unique(data.run))),
+        "n_runs": int(points.frame["run"].nunique()),
+        "sweeps": sorted(str(s) for s in points.frame["sweep"].unique()),
+        "seeds_per_point": seeds_per_point(points),
+        "selection": points.selection,
         "excluded": points.excluded,
         "checkpoint_ids": [int(i) for i in points.frame["checkpoint_id"]],
         "frontier": result_frontier,
@@ -248,7 +259,7 @@ def fit_result(points: Points, analysis: Analysis) -> dict:
     result["bootstrap"] = {
         "resamples": draws.resamples,
         "seed": draws.seed,
-        "unit": "run",
+        "unit": draws.unit,
         "succeeded": {name: draws.succeeded(name) for name in draws.samples},
     }
     # Kept so that `scalelab plan` can put an interval on a prediction at any budget.
@@ -256,6 +267,7 @@ def fit_result(points: Points, analysis: Analysis) -> dict:
         name: [[_number(v) for v in s] for s in draws.samples.get(name, [])]
         for name in ("compute_law", "allocation", "approach2")
     }
+    notes.extend(_selection_notes(points))
     notes.extend(_bootstrap_notes(draws))
     result["notes"] = notes
     return result
@@ -279,6 +291,24 @@ def approach2_part(
         "profiles": [p.as_dict() for p in fit.profiles],
         "dropped": list(fit.dropped),
     }
+
+
+def _selection_notes(points: Points) -> list[str]:
+    sel = points.selection
+    if not sel["contested"]:
+        return []
+    notes = [
+        f"selection: {sel['rule']}; {sel['contested']} (model, N, T) had several settings, "
+        f"{sel['dropped']} evaluations dropped ({sel['dropped_runs']} whole runs)"
+    ]
+    if sel["by_target_error"]:
+        notes.append(
+            f"selection: {sel['by_target_error']} (model, N, T) have no upstream error "
+            "(imported): chosen by the target error itself, which biases it downwards"
+        )
+    elif points.target == "upstream":
+        notes.append("selection: the target is the upstream error, so it chose on the fitted error")
+    return notes
 
 
 def _bootstrap_notes(draws: BootstrapDraws) -> list[str]:

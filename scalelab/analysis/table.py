@@ -30,9 +30,15 @@ def render_fit(result: dict) -> str:
     excluded = ", ".join(f"{n} {k}" for k, n in result["excluded"].items() if n) or "none"
     front = result["frontier"]
     law = result["compute_law"]
+    seeds = ", ".join(f"{n} of {k}" for k, n in result.get("seeds_per_point", {}).items())
+    selection = result.get("selection") or {"dropped": 0, "dropped_runs": 0}
     lines = [
         f"target {result['target']} ({result['method'] or 'no method'}): "
         f"{result['n_points']} points from {result['n_runs']} runs; excluded: {excluded}",
+        f"sweeps: {', '.join(result.get('sweeps', [])) or '—'}; points are seed means "
+        f"(points of k seeds: {seeds or '—'})",
+        f"hyper-parameters: {selection.get('rule', '—')}; dropped {selection['dropped']} "
+        f"evaluations ({selection['dropped_runs']} runs)",
         f"frontier: {len(front)} points, C from {front[0]['compute']:.3g} to "
         f"{front[-1]['compute']:.3g} FLOP"
         + (
@@ -103,7 +109,8 @@ def render_fit(result: dict) -> str:
     lines += _table(FIT_HEADER, rows)
     boot = result["bootstrap"]
     lines.append(
-        f"\nintervals: bootstrap over runs, {boot['resamples']} resamples, seed {boot['seed']}"
+        f"\nintervals: bootstrap over {boot.get('unit', 'run')}s, {boot['resamples']} resamples, "
+        f"seed {boot['seed']}"
     )
     lines += [f"note: {n}" for n in result["notes"]]
     return "\n".join(lines)

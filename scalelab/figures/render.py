@@ -145,8 +145,10 @@ def plot_from_db(
     formats: Sequence[str] = ("png",),
     method: str | None = None,
     bootstrap: int | None = None,
+    sweeps: list[str] | None = None,
+    pool_sweeps: bool = False,
 ) -> PlotReport:
-    """`scalelab plot`: the runs of `db` and their fits, drawn by plot_figures.
+    """`scalelab plot`: the runs of `db` (of `sweeps`) and their fits, drawn by plot_figures.
 
     A stored fit is used only when its inputs are the current points (same fingerprint), so the
     lines stay in step with the points after new results arrived; otherwise the target is
@@ -162,13 +164,15 @@ def plot_from_db(
 
         options = {} if bootstrap is None else {"bootstrap": bootstrap}
         try:
-            return current_fit(db, runs, name, store=False, method=method, **options)
+            return current_fit(
+                db, runs, name, store=False, method=method, pool_sweeps=pool_sweeps, **options
+            )
         except FitError as exc:
             return {"notes": [str(exc)]}
 
     return plot_figures(
         figure,
-        load_runs(db),
+        load_runs(db, sweeps),
         fit_for,
         target=target,
         targets=targets,

@@ -86,8 +86,16 @@ def parse_model_name(name: str) -> ModelSpec:
     authors = _AUTHORS_SPELLING.fullmatch(name.strip())
     if authors is not None:
         depth, width, expansion = authors.groups()
-        suggestion = f"B-{int(depth)}/Wi-{int(width)}" + (
-            f"/E-{int(expansion)}" if expansion else ""
-        )
+        spec = ModelSpec("bottleneck", int(depth), int(width), int(expansion or DEFAULT_EXPANSION))
+        suggestion = spec.name
         raise ModelNameError(f"model name {name!r} does not parse; did you mean {suggestion!r}?")
     raise ModelNameError(f"model name {name!r} does not parse; {GRAMMAR}")
+
+
+def canonical_model(name: str) -> str:
+    """The canonical spelling of a model name that parses; any other name (an imported
+    result may name a model scalelab does not build) is returned stripped, as given."""
+    try:
+        return parse_model_name(name).name
+    except ModelNameError:
+        return name.strip()

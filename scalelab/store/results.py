@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import socket
@@ -40,7 +42,11 @@ RUN_COLUMNS = [
     "wall_seconds",
     "batch_size",
     "lr",
+    "setting",
 ]
+# What tells two runs of one (model, N, seed) apart: their hyper-parameters. Everything else
+# in a job's config is either the run's coordinates or evaluation-only.
+NOT_SETTING = ("model", "examples", "seed", "epochs", "train_epochs", "probe", "version")
 
 
 def finite_or_none(value: float | None) -> float | None:
@@ -195,10 +201,20 @@ def latest_fit(engine: Engine, target: str) -> dict[str, Any] | None:
         return {**fit.result, "fit_id": fit.id} if fit else None
 
 
-def runs_frame(engine: Engine) -> pd.DataFrame:
-    """One row per (checkpoint, target); held-out pretraining error as target 'upstream'."""
+def setting_of(config: dict[str, Any]) -> str:
+    """A short name for a job's hyper-parameter setting (its config less NOT_SETTING)."""
+    identity = {k: v for k, v in config.items() if k not in NOT_SETTING}
+    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def runs_frame(engine: Engine, sweeps: list[str] | None = None) -> pd.DataFrame:
+    """One row per (checkpoint, target); held-out pretraining error as target 'upstream'.
+
+    ``sweeps``: only the runs of the sweeps with these names (default: every sweep).
+    """
     with session_scope(engine, write=False) as session:
-        rows = session.execute(
+        query = (
             select(
                 Checkpoint.id,
                 Job.id,
@@ -221,7 +237,10 @@ def runs_frame(engine: Engine) -> pd.DataFrame:
             .join(Job, Checkpoint.job_id == Job.id)
             .join(Sweep, Job.sweep_id == Sweep.id)
             .order_by(Checkpoint.id)
-        ).all()
+        )
+        if sweeps is not None:
+            query = query.where(Sweep.name.in_(sweeps))
+        rows = session.execute(query).all()
         probes = session.execute(
             select(
                 ProbeResultRow.checkpoint_id,
@@ -273,6 +292,7 @@ def runs_frame(engine: Engine) -> pd.DataFrame:
             "wall_seconds": wall,
             "batch_size": train.get("batch_size"),
             "lr": train.get("lr"),
+            "setting": setting_of(config or {}),
         }
         targets = list(by_ckpt.get(ckpt_id, []))
         if upstream_error is not None:
@@ -285,6 +305,14 @@ def runs_frame(engine: Engine) -> pd.DataFrame:
     return frame
 
 
-def load_runs(db: str | os.PathLike[str] | None = None) -> pd.DataFrame:
-    """Public API: every evaluated checkpoint of a database as a DataFrame (see RUN_COLUMNS)."""
-    return runs_frame(open_engine(db, create=False))
+def load_runs(
+    db: str | os.PathLike[str] | None = None, sweeps: list[str] | None = None
+) -> pd.DataFrame:
+    """Public API: every evaluated checkpoint of a database as a DataFrame (see RUN_COLUMNS),
+    or only those of the named ``sweeps`` (checked: an unknown name is an error)."""
+    from scalelab.store.studies import check_sweep_names
+
+    engine = open_engine(db, create=False)
+    if sweeps is not None:
+        check_sweep_names(engine, sweeps)
+    return runs_frame(engine, sweeps)

@@ -3,8 +3,9 @@
 An imported CSV needs the columns ``model, params, examples, epochs, target, error`` and may
 have ``flops`` (FLOP(f) per example, one multiply-accumulate = one FLOP; default: params,
 since FLOP(f) ≈ P for an MLP), ``compute`` (C; default flops·3·N·T per Eq. 4) and ``seed``.
-Importing the same file twice changes nothing: rows are keyed by (model, params, N, seed,
-flops) → T → target.
+Importing the same file twice changes nothing: rows are keyed by (sweep, model, params, N,
+seed, flops) → T → target. An import is its own sweep (named by ``sweep``, default the file's
+stem); several files imported under one name are one sweep.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from scalelab.errors import ImportFormatError
-from scalelab.store.engine import session_scope, take_turns
+from scalelab.store.engine import open_engine, session_scope, take_turns
 from scalelab.store.results import (
     FLOP_CONVENTION,
     CheckpointMetrics,
@@ -36,10 +37,17 @@ OPTIONAL = ("flops", "compute", "seed")
 IMPORT_METHOD = "import"
 
 
-def export_runs(engine: Engine, out: str | os.PathLike[str]) -> int:
-    """Write every (checkpoint, target) row to .csv or .parquet; returns the row count."""
+def export_runs(
+    engine: Engine, out: str | os.PathLike[str], sweeps: list[str] | None = None
+) -> int:
+    """Write every (checkpoint, target) row (of ``sweeps``) to .csv or .parquet; returns the
+    row count."""
+    from scalelab.store.studies import check_sweep_names
+
     out = Path(out)
-    frame = runs_frame(engine)
+    if sweeps is not None:
+        check_sweep_names(engine, sweeps)
+    frame = runs_frame(engine, sweeps)
     if out.suffix == ".csv":
         frame.to_csv(out, index=False)
     elif out.suffix == ".parquet":
@@ -116,10 +124,21 @@ class ImportReport:
     checkpoints: int
 
 
-def import_runs(engine: Engine, path: str | os.PathLike[str]) -> ImportReport:
-    """Import results obtained elsewhere so that fits and plots work on them without training."""
+def import_runs(
+    db: str | os.PathLike[str] | None, path: str | os.PathLike[str], sweep: str | None = None
+) -> ImportReport:
+    """Import results obtained elsewhere so that fits and plots work on them without training.
+
+    The file is read and checked before the database is opened: a bad file creates nothing.
+    """
+    from scalelab.models.names import canonical_model
+
     path = Path(path)
     frame = _validate(path, _read_table(path))
+    name = (sweep if sweep is not None else path.stem).strip()
+    if not name:
+        raise ImportFormatError("the sweep name is empty; give --sweep NAME")
+    frame["model"] = [canonical_model(str(m)) for m in frame["model"]]
     if "seed" not in frame:
         frame["seed"] = 0
     frame["seed"] = frame["seed"].fillna(0).astype(int)
@@ -131,14 +150,18 @@ def import_runs(engine: Engine, path: str | os.PathLike[str]) -> ImportReport:
     text = path.read_bytes()
     sweep_hash = hashlib.sha256(text).hexdigest()
     jobs_added = checkpoints = 0
-    with session_scope(engine) as session:
+    with session_scope(open_engine(db)) as session:
         take_turns(session, "sweeps")
+        if session.scalar(select(Sweep.id).where(Sweep.name == name, Sweep.source != "import")):
+            raise ImportFormatError(
+                f"sweep {name!r} holds runs from a grid; name the import with --sweep OTHER"
+            )
         sweep = session.scalars(
-            select(Sweep).where(Sweep.name == f"import:{path.name}", Sweep.grid_hash == sweep_hash)
+            select(Sweep).where(Sweep.name == name, Sweep.grid_hash == sweep_hash)
         ).first()
         if sweep is None:
             sweep = Sweep(
-                name=f"import:{path.name}",
+                name=name,
                 grid_text=f"imported from {path.name}",
                 grid_hash=sweep_hash,
                 source="import",
@@ -149,6 +172,7 @@ def import_runs(engine: Engine, path: str | os.PathLike[str]) -> ImportReport:
         for (model, params, examples, seed, flops), runs in frame.groupby(keys, sort=False):
             identity = {
                 "imported": True,
+                "sweep": name,
                 "model": str(model),
                 "params": int(params),
                 "examples": int(examples),
