@@ -47,7 +47,7 @@ class Points:
     seed, setting) trajectory, and ``config``, an integer per (model, N, setting): the seeds of
     one configuration). ``averaged``: one row per (config, T), the seed-mean error, what is
     fitted. ``selection``: the rule that chose among hyper-parameter settings and what it
-    dropped.
+    dropped. ``sweeps``: the sweeps whose rows were considered (before the selection).
     """
 
     target: str
@@ -56,6 +56,7 @@ class Points:
     averaged: pd.DataFrame
     excluded: dict[str, int]
     selection: dict[str, Any]
+    sweeps: list[str]
 
 
 def _describe_ids(ids: pd.Series) -> str:
@@ -175,6 +176,7 @@ def select_points(df: pd.DataFrame, target: str, method: str | None = None) -> P
     # A run is a job; rows without a job id are told apart by (model, N, seed, setting).
     keys = ["job_id"] if kept["job_id"].notna().all() else ["model", "examples", "seed", "setting"]
     kept["run"] = kept.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    sweeps = sorted(str(s) for s in kept["sweep"].unique())
     kept, selection = select_settings(kept)
     frame = kept.loc[:, [*COLUMNS, "run"]].copy()
     frame["config"] = frame.groupby(["model", "examples", "setting"], sort=True).ngroup()
@@ -186,6 +188,7 @@ def select_points(df: pd.DataFrame, target: str, method: str | None = None) -> P
         averaged=_average(frame),
         excluded={"diverged": int(diverged.sum()), "baseline": int(baseline.sum())},
         selection=selection,
+        sweeps=sweeps,
     )
 
 

@@ -184,7 +184,7 @@ def fit_result(points: Points, analysis: Analysis) -> dict:
         "method": points.method,
         "n_points": len(data.error),
         "n_runs": int(points.frame["run"].nunique()),
-        "sweeps": sorted(str(s) for s in points.frame["sweep"].unique()),
+        "sweeps": points.sweeps,
         "seeds_per_point": seeds_per_point(points),
         "selection": points.selection,
         "excluded": points.excluded,

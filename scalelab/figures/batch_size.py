@@ -69,10 +69,14 @@ def batch_size_figure(runs: pd.DataFrame, target: str, method: str | None = None
 
 
 def batch_size_studies(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """The (model, N) groups with two or more batch sizes, named 'B-6/Wi-1024, N = 1.2M'."""
+    """The (sweep, model, N) groups with two or more batch sizes, named 'B-6/Wi-1024, N = 1.2M'
+    (prefixed 'SWEEP: ' when the rows come from several sweeps). Each sweep's study is its own:
+    a run of another sweep at another batch size never joins its line."""
     sized = rows.loc[rows["batch_size"].notna()]
+    several = sized["sweep"].nunique() > 1
     studies = []
-    for (model, examples), group in sized.groupby(["model", "examples"], sort=True):
+    for (sweep, model, examples), group in sized.groupby(["sweep", "model", "examples"]):
         if group["batch_size"].nunique() >= 2:
-            studies.append((f"{model}, N = {human_count(float(examples))}", group))
+            name = f"{model}, N = {human_count(float(examples))}"
+            studies.append((f"{sweep}: {name}" if several else name, group))
     return studies
