@@ -294,21 +294,18 @@ def approach2_part(
 
 
 def _selection_notes(points: Points) -> list[str]:
+    """Where the selection rule could not avoid the fitted error (the rule itself and its
+    counts are in ``selection``)."""
     sel = points.selection
-    if not sel["contested"]:
-        return []
-    notes = [
-        f"selection: {sel['rule']}; {sel['contested']} (model, N, T) had several settings, "
-        f"{sel['dropped']} evaluations dropped ({sel['dropped_runs']} whole runs)"
-    ]
     if sel["by_target_error"]:
-        notes.append(
+        return [
             f"selection: {sel['by_target_error']} (model, N, T) have no upstream error "
-            "(imported): chosen by the target error itself, which biases it downwards"
-        )
-    elif points.target == "upstream":
-        notes.append("selection: the target is the upstream error, so it chose on the fitted error")
-    return notes
+            "(imported): their setting was chosen on the target error itself, which biases "
+            "it downwards"
+        ]
+    if sel["contested"] and points.target == "upstream":
+        return ["selection: the target is the upstream error, so settings were chosen on it"]
+    return []
 
 
 def _bootstrap_notes(draws: BootstrapDraws) -> list[str]:

@@ -1,0 +1,166 @@
+"""Seeds are averaged and hyper-parameters chosen by one stated rule (issue 13, items 3-4).
+
+References are computed here independently: pandas group means, a brute-force frontier, and
+the decoding of which seeds a resample drew.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from recorded import grid_file, law, record_grid
+from typer.testing import CliRunner
+
+from scalelab import load_runs
+from scalelab.analysis import fit_scaling
+from scalelab.analysis.bootstrap import resample_seeds
+from scalelab.analysis.estimates import params_law_points
+from scalelab.analysis.points import SELECTION_RULE, PointArrays, select_points
+from scalelab.analysis.synthetic import synthetic_runs
+from scalelab.cli import app
+
+runner = CliRunner()
+
+
+def brute_force_frontier(compute: np.ndarray, error: np.ndarray) -> list[tuple[float, float]]:
+    """Points whose error is below that of every other point with less or equal compute."""
+    front = []
+    for i in range(len(error)):
+        others = [j for j in range(len(error)) if j != i and compute[j] <= compute[i]]
+        if all(error[i] < error[j] for j in others):
+            front.append((float(compute[i]), float(error[i])))
+    return sorted(front)
+
+
+@pytest.fixture(scope="module")
+def three_seeds() -> pd.DataFrame:
+    return synthetic_runs(seeds=(0, 1, 2), noise=0.05, target="t")
+
+
+def test_the_frontier_is_made_of_seed_means(three_seeds: pd.DataFrame) -> None:
+    result = fit_scaling(three_seeds, "t", bootstrap=0)
+    means = three_seeds.groupby(["params", "examples", "epochs"], as_index=False).agg(
+        compute=("compute", "mean"), error=("error", "mean")
+    )
+    expected = brute_force_frontier(means["compute"].to_numpy(), means["error"].to_numpy())
+    got = [(p["compute"], p["error"]) for p in result["frontier"]]
+    assert len(got) == len(expected)
+    np.testing.assert_allclose(np.array(got), np.array(expected), rtol=1e-12)
+    assert all(p["seeds"] == 3 and len(p["checkpoint_ids"]) == 3 for p in result["frontier"])
+    assert result["n_points"] == len(means) and result["seeds_per_point"] == {"3": len(means)}
+    # Approach 3 at T=50 fits one point per (P, N), not one per seed.
+    assert result["parametric"]["n_points"] == 36
+
+
+def test_the_bottleneck_laws_use_seed_means(three_seeds: pd.DataFrame) -> None:
+    points = params_law_points(PointArrays.from_points(select_points(three_seeds, "t")))
+    rows = three_seeds[
+        (three_seeds["examples"] == three_seeds["examples"].max())
+        & (three_seeds["epochs"] == three_seeds["epochs"].max())
+    ]
+    expected = rows.groupby("params")["error"].mean()
+    assert points.x.tolist() == expected.index.astype(float).tolist()
+    assert points.error == pytest.approx(expected.to_numpy(), rel=1e-12)
+
+
+def _seeded_frame() -> tuple[pd.DataFrame, dict[float, float], tuple[float, ...]]:
+    """2 models x 2 N x T in (1, 2) x 3 seeds; seed s multiplies the T's base error by 1+w_s."""
+    w = (0.001, 0.01, 0.1)  # decimal digits: a mean of drawn seeds tells which were drawn
+    base = {1.0: 0.5, 2.0: 0.4}
+    rows = []
+    for job, (p, n, s) in enumerate(itertools.product((1e4, 1e5), (1e3, 1e4), range(3))):
+        for t, b in base.items():
+            rows.append(
+                {"checkpoint_id": len(rows) + 1, "job_id": job + 1, "sweep": "s", "source": "grid",
+                 "status": "done", "model": f"m{p:g}", "params": p, "examples": n, "seed": s,
+                 "epochs": t, "compute": 3 * p * n * t, "target": "t", "method": "ridge",
+                 "error": b * (1 + w[s]), "upstream_error": 0.5, "setting": "x"}
+            )  # fmt: skip
+    return pd.DataFrame(rows), base, w
+
+
+def test_the_bootstrap_resamples_seeds_within_each_configuration() -> None:
+    frame, base, w = _seeded_frame()
+    data = PointArrays.from_points(select_points(frame, "t"))
+    drawn = set()
+    for sample in resample_seeds(data, 50, seed=3):
+        per_config: dict[int, set[tuple[int, ...]]] = {}
+        for config, t, error in zip(data.run, data.epochs, sample.error, strict=True):
+            x = round((error / base[t] - 1) * 3 * 1000)  # = c0 + 10 c1 + 100 c2
+            counts = (x % 10, x // 10 % 10, x // 100)
+            assert sum(counts) == 3  # three seeds drawn, with replacement
+            per_config.setdefault(int(config), set()).add(counts)
+        assert all(len(c) == 1 for c in per_config.values())  # the same seeds at every T
+        drawn |= set().union(*per_config.values())
+    assert len(drawn) > 3  # draws differ between resamples and configurations
+
+
+def _two_settings(upstream: bool) -> pd.DataFrame:
+    """Settings a and b of 2 models x 2 N x 2 T x 2 seeds: by upstream error a wins for the
+    small model and b for the large one; by the target error it is the other way round."""
+    rows = []
+    combos = itertools.product(("a", "b"), (1e4, 1e5), (1e3, 1e4), range(2))
+    for job, (setting, p, n, s) in enumerate(combos):
+        small = p == 1e4
+        up = 0.3 if (setting == "a") == small else 0.4
+        err = 0.2 if (setting == "a") != small else 0.25
+        for t in (1.0, 2.0):
+            rows.append(
+                {"checkpoint_id": len(rows) + 1, "job_id": job + 1, "sweep": "s",
+                 "source": "grid", "status": "done", "model": f"m{p:g}", "params": p,
+                 "examples": n, "seed": s, "epochs": t, "compute": 3 * p * n * t, "target": "t",
+                 "method": "ridge", "error": err / t * (1 + 0.01 * s),
+                 "upstream_error": up / t if upstream else np.nan, "setting": setting}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("upstream", [True, False], ids=["grid", "imported"])
+def test_one_setting_per_model_n_t_by_the_stated_rule(upstream: bool) -> None:
+    frame = _two_settings(upstream)
+    points = select_points(frame, "t")
+    score = "upstream_error" if upstream else "error"
+    means = frame.groupby(["model", "examples", "epochs", "setting"])[score].mean().reset_index()
+    best = means.loc[means.groupby(["model", "examples", "epochs"])[score].idxmin()]
+    winners = frame.merge(best[["model", "examples", "epochs", "setting"]])
+    assert sorted(points.frame["checkpoint_id"]) == sorted(winners["checkpoint_id"])
+    assert set(winners.loc[winners["params"] == 1e4, "setting"]) == {"a" if upstream else "b"}
+    sel = points.selection
+    assert sel["rule"] == SELECTION_RULE
+    assert sel["contested"] == 2 * 2 * 2
+    assert sel["by_target_error"] == (0 if upstream else 8)
+    assert sel["dropped"] == len(frame) - len(winners) == 16
+    assert sel["dropped_runs"] == 8  # each losing (model, N, setting) lost at every T
+    assert len(points.averaged) == 8 and (points.averaged["seeds"] == 2).all()
+
+
+def test_fit_json_names_sweeps_selection_and_seeds(db_url: str, tmp_path: Path) -> None:
+    def lr_matters(config: dict, t: float) -> tuple[float, float]:
+        error, _ = law(config, t)
+        tuned = config["train"]["lr"] == 1e-4  # best upstream; the other rate looks better
+        noise = 1 + 0.01 * config["seed"]  # on the target: a test-set pick would take it
+        return error * noise * (1.05 if tuned else 1.0), error * (1.0 if tuned else 1.05)
+
+    record_grid(db_url, grid_file(tmp_path, lr="[1e-4, 3e-4]", seeds="[0, 1]"), lr_matters)
+    out = tmp_path / "fit.json"
+    args = ["fit", "--target", "synthetic-cifar10", "--bootstrap", "20", "--json", str(out)]
+    result = runner.invoke(app, [*args, "--db", db_url])
+    assert result.exit_code == 0, result.output
+    fit = json.loads(out.read_text())
+    assert fit["sweeps"] == ["main"]
+    assert fit["selection"]["rule"] == SELECTION_RULE
+    assert fit["selection"]["dropped"] == 4 * 3 * 3 * 2  # the 3e-4 runs at every point
+    assert fit["seeds_per_point"] == {"2": 4 * 3 * 3}
+    assert fit["bootstrap"]["unit"] == "seed"
+    runs = load_runs(db_url)
+    tuned = runs[(runs["target"] == "synthetic-cifar10") & (runs["lr"] == 1e-4)]
+    assert sorted(fit["checkpoint_ids"]) == sorted(tuned["checkpoint_id"])
+    assert f"hyper-parameters: {SELECTION_RULE}; dropped 72 evaluations (24 runs)" in (
+        result.output
+    )
+    assert "points of k seeds: 36 of 2" in result.output
