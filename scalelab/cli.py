@@ -123,12 +123,9 @@ def enqueue(
 
     Example: scalelab enqueue grids/demo.toml --dry-run
     """
-    from scalelab.grid import parse_grid
-    from scalelab.store.engine import open_engine
-    from scalelab.store.sweeps import enqueue as enqueue_grid
+    from scalelab.store.sweeps import enqueue_grid
 
-    plan = parse_grid(grid)
-    report = enqueue_grid(open_engine(db), plan, dry_run=dry_run)
+    report = enqueue_grid(db, grid, dry_run=dry_run)
     if as_json:
         print_json(
             {
@@ -137,6 +134,8 @@ def enqueue(
                 "added": report.added,
                 "present": report.present,
                 "extended": report.extended,
+                "probe_extended": report.probe_extended,
+                "new_targets": report.new_targets,
                 "total_pflops": report.total_compute / 1e15,
                 "new_pflops": report.new_compute / 1e15,
                 "models": [
@@ -202,6 +201,11 @@ def enqueue(
     typer.echo(
         f"sweep {report.sweep}: {verb} {report.added} jobs, {report.present} already present"
         f" ({report.extended} extended with new epochs)"
+        + (
+            f"; {report.probe_extended} extended with probe work on {', '.join(report.new_targets)}"
+            if report.probe_extended
+            else ""
+        )
     )
 
 

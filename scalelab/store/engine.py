@@ -121,16 +121,38 @@ def schema_revision(engine: Engine) -> str | None:
 
 
 def open_engine(db: str | os.PathLike[str] | None = None, *, create: bool = True) -> Engine:
-    """Open (and on first use create) a scalelab database, checking its schema revision."""
+    """Open (and on first use create) a scalelab database, checking its schema revision.
+
+    ``create=False``: an absent file, or a database without tables, is an error, and nothing
+    is created (a command that only reads must not leave a database behind).
+    """
+    engine = existing_engine(db)
+    if engine is not None:
+        return engine
+    url = resolve_url(db)
+    if not create:
+        raise DatabaseError(
+            f"no database at {_describe(url)}; run `scalelab enqueue GRID` to create one"
+        )
+    engine = _engine_for(url)
+    if is_sqlite(engine):
+        path = Path(make_url(url).database or "")
+        if not path.parent.is_dir():
+            raise DatabaseError(f"cannot create {path}: folder {path.parent} does not exist")
+    from scalelab.store.migrate import create_schema
+
+    create_schema(engine)
+    return engine
+
+
+def existing_engine(db: str | os.PathLike[str] | None = None) -> Engine | None:
+    """The scalelab database at ``db`` with its schema checked, or None where there is none
+    yet (no SQLite file, or a database without tables). Creates nothing."""
     url = resolve_url(db)
     engine = _engine_for(url)
     where = _describe(url)
-    if is_sqlite(engine):
-        path = Path(make_url(url).database or "")
-        if not path.exists() and not create:
-            raise DatabaseError(f"no database at {path}; run `scalelab enqueue GRID` to create one")
-        if not path.parent.is_dir():
-            raise DatabaseError(f"cannot create {path}: folder {path.parent} does not exist")
+    if is_sqlite(engine) and not Path(make_url(url).database or "").exists():
+        return None
     try:
         revision = schema_revision(engine)
     except OperationalError as exc:
@@ -143,10 +165,8 @@ def open_engine(db: str | os.PathLike[str] | None = None, *, create: bool = True
             f"{where} is not a scalelab database (not even SQLite); give another --db"
         ) from None
     if revision is None:
-        from scalelab.store.migrate import create_schema
-
-        create_schema(engine)
-    elif revision != SCHEMA_HEAD:
+        return None
+    if revision != SCHEMA_HEAD:
         from scalelab.store.migrate import known_revisions
 
         if revision in known_revisions():

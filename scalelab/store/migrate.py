@@ -35,13 +35,24 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> None:
 
 
 def upgrade_database(db: str | None) -> tuple[str | None, str]:
-    """Upgrade an existing database to the head revision: (revision before, after)."""
+    """Upgrade an existing database to the head revision: (revision before, after).
+
+    DatabaseError, with nothing created, when there is no database there.
+    """
     from scalelab.errors import DatabaseError
     from scalelab.store.engine import SCHEMA_HEAD, _engine_for, resolve_url, schema_revision
 
     engine = _engine_for(resolve_url(db))
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and not Path(database).exists():
+        raise DatabaseError(f"no database at {database}; give the --db of an existing study")
     before = schema_revision(engine)
-    if before is not None and before not in known_revisions():
+    if before is None:
+        raise DatabaseError(
+            f"{engine.url.render_as_string(hide_password=True)} holds no scalelab database; "
+            "nothing to upgrade (give the --db of an existing study)"
+        )
+    if before not in known_revisions():
         raise DatabaseError(
             f"schema {before} is newer than this scalelab knows; upgrade scalelab instead"
         )

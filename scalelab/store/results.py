@@ -19,6 +19,9 @@ from scalelab.store.identity import git_commit
 from scalelab.store.queue import Lease, check_lease
 from scalelab.store.schema import Checkpoint, Fit, Job, ProbeResultRow, Provenance, Sweep
 
+# The probe settings a result was made with, kept in its details: when a grid changes the
+# settings, results made with the old ones are stale and are probed again.
+SETTINGS_KEY = "probe_settings"
 FLOP_CONVENTION = "mac"  # one multiply-accumulate = one FLOP (fvcore, the paper's convention)
 RUN_COLUMNS = [
     "checkpoint_id",
@@ -163,17 +166,51 @@ def record_checkpoint(
         return ckpt.id
 
 
+def _replace_probe(session: Session, checkpoint_id: int, probe: ProbeRecord) -> None:
+    session.execute(
+        delete(ProbeResultRow).where(
+            ProbeResultRow.checkpoint_id == checkpoint_id,
+            ProbeResultRow.target == probe.target,
+            ProbeResultRow.method == probe.method,
+        )
+    )
+    session.add(probe_row(checkpoint_id, probe))
+
+
 def record_probe(engine: Engine, checkpoint_id: int, probe: ProbeRecord) -> None:
     """Store (or replace) one probe result of a stored checkpoint (re-probing)."""
     with session_scope(engine) as session:
-        session.execute(
-            delete(ProbeResultRow).where(
-                ProbeResultRow.checkpoint_id == checkpoint_id,
-                ProbeResultRow.target == probe.target,
-                ProbeResultRow.method == probe.method,
+        _replace_probe(session, checkpoint_id, probe)
+
+
+def record_probes(
+    engine: Engine, lease: Lease, checkpoint_id: int, probes: list[ProbeRecord], *, lease_s: float
+) -> None:
+    """Store (or replace) probe results of a stored checkpoint under the worker's lease: the
+    queued probe work of an evaluation-only change. LeaseLost (nothing written) if taken over."""
+    with session_scope(engine) as session:
+        check_lease(session, lease, lease_s=lease_s)
+        for probe in probes:
+            _replace_probe(session, checkpoint_id, probe)
+
+
+def job_probes(engine: Engine, job_id: int) -> dict[int, dict[tuple[str, str], dict[str, Any]]]:
+    """Per checkpoint of a job: (target, method) -> the details of its stored probe result."""
+    with session_scope(engine, write=False) as session:
+        rows = session.execute(
+            select(
+                ProbeResultRow.checkpoint_id,
+                ProbeResultRow.target,
+                ProbeResultRow.method,
+                ProbeResultRow.details,
             )
-        )
-        session.add(probe_row(checkpoint_id, probe))
+            .join(Checkpoint, ProbeResultRow.checkpoint_id == Checkpoint.id)
+            .where(Checkpoint.job_id == job_id)
+        ).all()
+    found: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
+    for ckpt_id, target, method, details in rows:
+        found.setdefault(ckpt_id, {})[(target, method)] = details or {}
+    return found
 
 
 def stored_checkpoints(engine: Engine, job_id: int) -> list[Checkpoint]:

@@ -35,12 +35,11 @@ from scalelab.data.sources import check_labels
 from scalelab.flops import model_cost
 from scalelab.grid import config_hash
 from scalelab.models import build_model
-from scalelab.probe import probe_encoder
+from scalelab.reprobe import probe_missing, probe_record
 from scalelab.store.identity import checkpoint_provenance, study_id
 from scalelab.store.queue import Lease
 from scalelab.store.results import (
     CheckpointMetrics,
-    ProbeRecord,
     record_checkpoint,
     stored_checkpoints,
 )
@@ -269,22 +268,17 @@ class JobRunner:
         self.control.progress({"phase": "evaluate", "epoch": epochs})
         upstream_loss, upstream_error = self._upstream()
         probe_cfg = self.cfg["probe"]
-        probes = []
-        for target in probe_cfg["targets"]:
-            result = probe_encoder(
+        probes = [
+            probe_record(
                 self.model,
                 target,
                 method=probe_cfg["method"],
-                resolution=self.resolution,
-                device=self.device,
                 settings=probe_cfg["settings"],
-                seed=self.seed,
+                config=self.cfg,
+                device=self.device,
             )
-            probes.append(
-                ProbeRecord(
-                    target, result.method, result.error, result.details, result.wall_seconds
-                )
-            )
+            for target in probe_cfg["targets"]
+        ]
         self.model.train()
         compute = float(self.flops) * 3 * self.examples * epochs
         metrics = CheckpointMetrics(
@@ -373,7 +367,15 @@ class JobRunner:
         state.position, state.loss_sum, state.loss_count = (epoch + 1, 0), 0.0, 0
 
     def run(self) -> None:
-        """Train and evaluate every T not recorded yet. Raises Diverged or Stopped."""
+        """Probe recorded T on targets they lack (queued probe work), then train and evaluate
+        every T not recorded yet. Raises Diverged or Stopped."""
+        probe_missing(
+            self.engine,
+            self.lease,
+            device=self.device,
+            lease_s=self.lease_s,
+            progress=self.control.progress,
+        )
         recorded = {c.epochs for c in stored_checkpoints(self.engine, self.lease.job_id)}
         pending = sorted(int(t) for t in self.lease.epochs if t not in recorded)
         if not pending:
