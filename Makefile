@@ -11,6 +11,8 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TORCH  ?= torch==2.13.0
 FFCV_DEBS := libopencv-dev libturbojpeg0-dev pkg-config
 DEMO_TARGETS := synthetic-cifar10 synthetic-cifar100
+# The name in grids/demo.toml: the demo's fits and figures read this sweep only.
+DEMO_SWEEP := demo
 
 .PHONY: install install-ffcv demo test test-all bench lint clean
 
@@ -40,9 +42,10 @@ demo: $(VENV)/.installed
 	$(BIN)/scalelab launch --executor local --workers 2 --until-empty
 	$(BIN)/scalelab status
 	for target in $(DEMO_TARGETS); do \
-	  $(BIN)/scalelab fit --target $$target --bootstrap 1000 --json plots/fit-$$target.json || exit 1; \
+	  $(BIN)/scalelab fit --target $$target --sweep $(DEMO_SWEEP) --bootstrap 1000 \
+	    --json plots/fit-$$target.json || exit 1; \
 	done
-	$(BIN)/scalelab plot all --target synthetic-cifar100 \
+	$(BIN)/scalelab plot all --target synthetic-cifar100 --sweep $(DEMO_SWEEP) \
 	  --targets synthetic-cifar10,synthetic-cifar100 --out plots
 
 test: $(VENV)/.ffcv

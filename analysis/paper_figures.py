@@ -2,6 +2,8 @@
 study) from a runs.db into plots/, using only scalelab's public API.
 
 Run:      .venv/bin/python analysis/paper_figures.py --db runs.db --out plots
+          (--sweep: the scaling sweep, default "paper"; --batch-sweep: the batch-size study,
+          default "batch-size"; each figure reads its own sweep, never a pool of both)
 Expected: plots/fig1_cifar100.png, fig6_cifar10_imagenet1k.png, fig7_cifar100.png,
           fig8_cifar100.png, batch-size_cifar100.png; a figure whose data is missing is
           reported and skipped. On the paper's sweep the legends read α ≈ 0.25 (CIFAR-100),
@@ -32,9 +34,21 @@ def main() -> None:
     parser.add_argument("--target", default="cifar100", help="target of Fig. 1, 7, 8")
     parser.add_argument("--pair", default="cifar10,imagenet1k", help="the two targets of Fig. 6")
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for intervals")
+    parser.add_argument("--sweep", default="paper", help="the scaling sweep (grids/paper.toml)")
+    parser.add_argument("--batch-sweep", default="batch-size", help="the batch-size study")
     args = parser.parse_args()
 
-    runs = scalelab.load_runs(args.db)
+    def runs_of(sweep):
+        try:
+            return scalelab.load_runs(args.db, sweeps=[sweep])
+        except ScalelabError as exc:  # e.g. no batch-size study in this database
+            print(f"no runs of sweep {sweep!r}: {exc}")
+            return None
+
+    runs = runs_of(args.sweep)
+    batch_runs = runs_of(args.batch_sweep)
+    if runs is None:
+        raise SystemExit(1)
     fits = {}
 
     def fit(target):
@@ -53,8 +67,9 @@ def main() -> None:
         f"fig6_{'_'.join(pair)}": lambda: fig6(runs, {p: fit(p) for p in pair}, pair),
         f"fig7_{t}": lambda: fig7(runs, fit(t), t),
         f"fig8_{t}": lambda: fig8(runs, fit(t), t),
-        f"batch-size_{t}": lambda: batch_size_figure(runs, t),
     }
+    if batch_runs is not None:
+        figures[f"batch-size_{t}"] = lambda: batch_size_figure(batch_runs, t)
     for name, draw in figures.items():
         try:
             figure = draw()
