@@ -48,7 +48,10 @@ def test_two_studies_share_a_workdir_at_the_same_time(tmp_path: Path, db_url: st
     for db in (a, b, ref):
         enqueue(grid, db)
     shared = tmp_path / "work"
-    workers = [_worker(a, shared), _worker(b, shared), _worker(ref, tmp_path / "clean")]
+    workers = [_worker(a, shared), _worker(b, shared)]
+    # The clean reference: the same code in this process, alone in its own workdir.
+    clean = runner.invoke(app, [*WORKER, "--db", ref, "--workdir", str(tmp_path / "clean")])
+    assert clean.exit_code == 0, clean.output
     for worker in workers:
         assert worker.wait(timeout=300) == 0, worker.stdout.read()
 

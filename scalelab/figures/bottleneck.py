@@ -41,8 +41,8 @@ POINT_COLOR = "#3b6fb6"
 def fig7(
     runs: pd.DataFrame, fit: dict[str, Any] | None, target: str, method: str | None = None
 ) -> Figure:
-    """Left: each model's best error at the largest N and T, with E(P). Right: each N's best
-    error with the largest model at its largest T, with E(N)."""
+    """Left: each model's error (seed mean of its selected setting) at the largest N and T,
+    with E(P). Right: each N's error with the largest model at its largest T, with E(N)."""
     rows = rows_for_target(runs, target, method)
     errors = ErrorAxis(rows["error"], target)
     # The points the fit uses, chosen by the analysis' own rule, so the line fits the dots.
