@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from sqlalchemy import select
 from test_worker import checkpoints, jobs, runner, tiny_grid
 
 from scalelab.cli import app
 from scalelab.store.engine import open_engine, session_scope
+from scalelab.store.queue import claim, complete
 from scalelab.store.results import SETTINGS_KEY
 from scalelab.store.schema import ProbeResultRow
+from scalelab.train.job import JobControl, JobRunner
 
 WORKER = ["run-worker", "--until-empty", "--device", "cpu", "--threads", "1"]
 BOTH = '["synthetic-cifar10", "synthetic-cifar100"]'
@@ -84,3 +87,29 @@ def test_new_probe_settings_probe_every_target_again(tmp_path: Path, db_url: str
     for key, row in after.items():
         assert row.details[SETTINGS_KEY] == {"train_examples": 300}
         assert row.details["train_examples"] == 300 != before[key].details["train_examples"]
+
+
+def test_a_target_added_while_the_job_runs_is_probed_before_it_is_done(
+    tmp_path: Path, db_url: str
+) -> None:
+    _enqueue(_grid(tmp_path, '["synthetic-cifar10"]'), db_url)
+    engine = open_engine(db_url)
+    lease = claim(engine, "w")
+    added: list[str] = []
+
+    def enqueue_meanwhile(info: dict) -> None:
+        if info["phase"] == "evaluate" and not added:  # the job is running: not requeued
+            added.append(_enqueue(_grid(tmp_path, BOTH), db_url))
+
+    control = JobControl(stop_reason=lambda: None, lease_lost=lambda: False)
+    control.progress = enqueue_meanwhile
+    runner_ = JobRunner(
+        engine, lease, device=torch.device("cpu"), workdir=tmp_path / "w", lease_s=60,
+        control=control,
+    )  # fmt: skip
+    runner_.run()
+    complete(engine, lease)
+    assert added[0].endswith("; 1 extended with probe work on synthetic-cifar100")
+    assert sorted(_probes(db_url)) == [
+        (t, target) for t in (1.0, 2.0) for target in ("synthetic-cifar10", "synthetic-cifar100")
+    ]

@@ -213,6 +213,12 @@ def job_probes(engine: Engine, job_id: int) -> dict[int, dict[tuple[str, str], d
     return found
 
 
+def job_config(engine: Engine, job_id: int) -> dict[str, Any]:
+    """A job's config as stored now (enqueue may have changed it since the job was claimed)."""
+    with session_scope(engine, write=False) as session:
+        return dict(session.scalar(select(Job.config).where(Job.id == job_id)) or {})
+
+
 def stored_checkpoints(engine: Engine, job_id: int) -> list[Checkpoint]:
     with session_scope(engine, write=False) as session:
         return list(

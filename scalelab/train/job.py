@@ -12,6 +12,7 @@ uninterrupted one exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -40,6 +41,7 @@ from scalelab.store.identity import checkpoint_provenance, study_id
 from scalelab.store.queue import Lease
 from scalelab.store.results import (
     CheckpointMetrics,
+    job_config,
     record_checkpoint,
     stored_checkpoints,
 )
@@ -378,8 +380,22 @@ class JobRunner:
         )
         recorded = {c.epochs for c in stored_checkpoints(self.engine, self.lease.job_id)}
         pending = sorted(int(t) for t in self.lease.epochs if t not in recorded)
-        if not pending:
-            return
+        if pending:
+            self._train(pending)
+        # A grid enqueued while this job ran may have added probe work to it (enqueue requeues
+        # only finished jobs): do that too before the job is marked done.
+        config = job_config(self.engine, self.lease.job_id)
+        if config.get("probe") != self.cfg.get("probe"):
+            probe_missing(
+                self.engine,
+                dataclasses.replace(self.lease, config=config),
+                device=self.device,
+                lease_s=self.lease_s,
+                progress=self.control.progress,
+            )
+
+    def _train(self, pending: list[int]) -> None:
+        """Train from the best usable checkpoint, evaluating at each T of ``pending``."""
         state = self._resume(pending[0])
         evaluated = {int(t) for t in self.lease.epochs}
         saved: Position | None = None
