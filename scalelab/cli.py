@@ -150,7 +150,7 @@ def enqueue(
                     }
                     for m in report.models
                 ],
-                "isoflop": [vars(r) for r in plan.isoflop],
+                "isoflop": [vars(r) for r in report.isoflop],
             }
         )
         return
@@ -181,7 +181,7 @@ def enqueue(
             ]
         ],
     )
-    if plan.isoflop:
+    if report.isoflop:
         _table(
             "IsoFLOP profiles: N = C / (3·FLOP(f)·T)",
             ["budget C", "model", "params", "N", "C of the run", "left out"],
@@ -194,7 +194,7 @@ def enqueue(
                     f"{r.compute:.4g}",
                     r.skipped or "",
                 ]
-                for r in plan.isoflop
+                for r in report.isoflop
             ],
         )
     verb = "would add" if dry_run else "added"

@@ -8,6 +8,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from scalelab.analysis.card import render_card
+from scalelab.analysis.points import SELECTION_RULE
 from scalelab.cli import app
 from scalelab.store.engine import open_engine
 from scalelab.store.results import latest_fit
@@ -61,8 +62,8 @@ def test_a_stored_fit_records_its_card(db_url: str, tmp_path: Path) -> None:
         "  - allocation: least squares on log P, log N against log C (closed form)",
         "- Points dropped:",
         "  - 16 points: C = 0 random-init baselines",
-        "- Selection rule: not recorded",
-        "- Seeds averaged per point: not recorded",
+        f"- Selection rule: {SELECTION_RULE}",
+        "- Seeds averaged per point: 48 points of 1 seed",
         "- Bootstrap: 20 resamples of runs, seed 0",
     ]
     assert stored["approach2"] is None  # no IsoFLOP profiles in a P × N × T grid
@@ -87,17 +88,22 @@ def test_the_card_prints_what_other_fit_options_store() -> None:
         "excluded": {"diverged": 2, "baseline": 0},
         "approach2": None,
         "loss": "linear",
-        "selection": {"rule": "lowest validation error per (model, N, T)", "dropped": ["3 lr"]},
-        "seeds_per_point": 3,
+        "selection": {
+            "rule": "lowest validation error per (model, N, T)",
+            "dropped": 6,
+            "dropped_runs": 2,
+        },
+        "seeds_per_point": {"2": 10, "3": 2},
         "bootstrap": {"resamples": 100, "seed": 1, "unit": "run"},
         "card": {"flop_convention": ["mac"], "loss": {"parametric": "Huber"}},
     }
     lines = render_card(result).splitlines()
     assert "  - compute law: linear (as stored with the fit)" in lines
     assert "  - parametric: Huber" in lines
-    assert "  - 2 points: diverged runs" in lines and "  - selection: 3 lr" in lines
+    assert "  - 2 points: diverged runs" in lines
+    assert "  - selection: 6 evaluations (2 runs) of hyper-parameter settings not chosen" in lines
     assert "- Selection rule: lowest validation error per (model, N, T)" in lines
-    assert "- Seeds averaged per point: 3" in lines
+    assert "- Seeds averaged per point: 10 points of 2 seeds, 2 points of 3 seeds" in lines
     assert "- Optimiser and starts: not recorded" in lines
     assert lines[-1] == "- Bootstrap: 100 resamples of runs, seed 1"
     assert "- FLOP convention: 1 multiply-accumulate = 1 FLOP" in lines[2]

@@ -30,7 +30,7 @@ from scalelab.analysis.bootstrap import CONFIDENCE, MIN_SUCCESS_SHARE
 from scalelab.analysis.estimates import ESTIMATES, examples_law_points, params_law_points
 from scalelab.analysis.frontier import frontier_indices
 from scalelab.analysis.laws import saturating_power_law
-from scalelab.analysis.points import PointArrays, Points, select_points
+from scalelab.analysis.points import PointArrays, select_points
 from scalelab.analysis.report import analyse, choose_epochs, fit_result
 from scalelab.errors import FitError, PlotError
 
@@ -258,12 +258,7 @@ def backtest(
     data = PointArrays.from_points(points)
     held = heldout_mask(data.compute, above=holdout_above, top=holdout_top)
     kept = np.flatnonzero(~held)
-    train_points = Points(
-        points.target,
-        points.method,
-        points.frame.iloc[kept].reset_index(drop=True),
-        points.excluded,
-    )
+    train_points = points.take(kept)
     train = PointArrays.from_points(train_points)
     t = choose_epochs(train.epochs, epochs)
     try:
@@ -292,7 +287,7 @@ def backtest(
             "max_fitted_compute": top,
             "n_fitted": len(kept),
             "n_heldout": int(held.sum()),
-            "checkpoint_ids": [int(i) for i in points.frame["checkpoint_id"][held]],
+            "checkpoint_ids": points.checkpoint_ids(np.flatnonzero(held)),
         },
         "epochs": t,
         "laws": laws,

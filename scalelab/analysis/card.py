@@ -77,10 +77,19 @@ def _dropped(result: dict[str, Any]) -> list[str]:
     if result.get("approach2"):
         lines += [f"Approach 2: {d}" for d in result["approach2"]["dropped"]]
     selection = result.get("selection")
-    if isinstance(selection, dict):
-        for item in selection.get("dropped") or []:
-            lines.append(f"selection: {item}")
+    if isinstance(selection, dict) and selection.get("dropped"):
+        lines.append(
+            f"selection: {selection['dropped']} evaluations ({selection.get('dropped_runs', 0)} "
+            "runs) of hyper-parameter settings not chosen"
+        )
     return lines or ["none"]
+
+
+def _seeds(seeds: dict[str, int] | None) -> str:
+    """`seeds_per_point` ({"3": 24}: 24 points of 3 seeds) in words."""
+    if not seeds:
+        return NOT_RECORDED
+    return ", ".join(f"{n} points of {k} seed{'' if k == '1' else 's'}" for k, n in seeds.items())
 
 
 def render_card(result: dict[str, Any]) -> str:
@@ -104,7 +113,7 @@ def render_card(result: dict[str, Any]) -> str:
         "- Points dropped:",
         *(f"  - {line}" for line in _dropped(result)),
         f"- Selection rule: {rule or NOT_RECORDED}",
-        f"- Seeds averaged per point: {NOT_RECORDED if seeds is None else seeds}",
+        f"- Seeds averaged per point: {_seeds(seeds)}",
         "- Bootstrap: "
         + (
             f"{boot['resamples']} resamples of {boot.get('unit', 'run')}s, seed {boot['seed']}"

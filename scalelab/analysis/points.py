@@ -10,6 +10,7 @@ held-out error, and say so).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,22 @@ class Points:
     excluded: dict[str, int]
     selection: dict[str, Any]
     sweeps: list[str]
+
+    def take(self, index: np.ndarray) -> Points:
+        """Only the averaged points ``index`` (and the checkpoints behind them), configurations
+        numbered 0..K-1 again (what PointArrays' seed resampling indexes by)."""
+        averaged = self.averaged.iloc[index].reset_index(drop=True)
+        kept = pd.MultiIndex.from_frame(averaged[["config", "epochs"]])
+        rows = pd.MultiIndex.from_frame(self.frame[["config", "epochs"]]).isin(kept)
+        frame = self.frame[rows].reset_index(drop=True)
+        codes = {c: i for i, c in enumerate(sorted(averaged["config"].unique()))}
+        averaged["config"] = averaged["config"].map(codes)
+        frame["config"] = frame["config"].map(codes)
+        return dataclasses.replace(self, frame=frame, averaged=averaged)
+
+    def checkpoint_ids(self, index: np.ndarray) -> list[int]:
+        """The checkpoints behind the averaged points ``index``."""
+        return sorted(int(i) for ids in self.averaged["checkpoint_ids"].iloc[index] for i in ids)
 
 
 def _describe_ids(ids: pd.Series) -> str:
@@ -179,7 +196,9 @@ def select_points(df: pd.DataFrame, target: str, method: str | None = None) -> P
     sweeps = sorted(str(s) for s in kept["sweep"].unique())
     kept, selection = select_settings(kept)
     frame = kept.loc[:, [*COLUMNS, "run"]].copy()
-    frame["config"] = frame.groupby(["model", "examples", "setting"], sort=True).ngroup()
+    # Numbered in order of first appearance: with one seed each, configurations are the runs
+    # in the order given, so a run bootstrap draws what it drew before seeds were averaged.
+    frame["config"] = frame.groupby(["model", "examples", "setting"], sort=False).ngroup()
     frame = frame.reset_index(drop=True)
     return Points(
         target=target,

@@ -43,6 +43,7 @@ class EnqueueReport:
     probe_extended: int = 0  # existing jobs that got probe work (new targets or settings)
     new_targets: list[str] = field(default_factory=list)  # targets those jobs will be probed on
     models: list[ModelPlan] = field(default_factory=list)
+    isoflop: list[Any] = field(default_factory=list)  # the grid's IsoFLOP rows (grid.isoflop)
 
     @property
     def total_compute(self) -> float:
@@ -129,7 +130,7 @@ def _extend(
     dry_run: bool,
 ) -> EnqueueReport:
     """The report of enqueuing ``grid`` over ``existing`` jobs, applied when ``session``."""
-    report = EnqueueReport(sweep=grid.name, dry_run=dry_run)
+    report = EnqueueReport(sweep=grid.name, dry_run=dry_run, isoflop=list(grid.isoflop))
     plans: dict[str, ModelPlan] = {}
     new_targets: set[str] = set()
     # Largest jobs first (claims follow ids): K workers then finish close together
