@@ -128,6 +128,7 @@ def enqueue(
                 "extended": report.extended,
                 "total_pflops": report.total_compute / 1e15,
                 "new_pflops": report.new_compute / 1e15,
+                "recipe": plan.recipe,
                 "models": [
                     {
                         "model": m.model,
