@@ -639,6 +639,13 @@ def fit(
     ] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
     method: MethodOption = None,
+    loss: Annotated[
+        str,
+        typer.Option(
+            "--loss",
+            help="Residuals of E(C): log (of E, the default) or linear (on E, the paper's).",
+        ),
+    ] = "log",
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the fit as JSON to this file.")
     ] = None,
@@ -651,7 +658,9 @@ def fit(
     E(P, N) = E + A/P^alpha + B/N^beta, with 95% bootstrap intervals; store the fit.
 
     Diverged runs and C = 0 baselines are left out; a part the data cannot determine is
-    null, with the reason in the notes.
+    null, with the reason in the notes. `--loss linear` fits E(C) by plain least squares on
+    E, as the paper's curve_fit; when the other loss moves alpha by more than half its
+    interval, a robustness line says so.
 
     --card prints how the fit was made (FLOP convention, loss, optimiser and starts, points
     dropped, selection and averaging, bootstrap) as Markdown for a paper's appendix.
@@ -667,6 +676,7 @@ def fit(
         bootstrap=bootstrap,
         seed=seed,
         method=method,
+        loss=loss,
         json_path=json_path,
     )
     typer.echo(render_card(result) if card else render_fit(result))

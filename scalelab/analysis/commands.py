@@ -48,6 +48,7 @@ def current_fit(
     bootstrap: int = 1000,
     seed: int = 0,
     method: str | None = None,
+    loss: str = "log",
 ) -> dict:
     """The latest stored fit of ``target`` if its inputs are unchanged, else a new fit (stored
     when ``store``). The result's ``reused`` says which."""
@@ -55,6 +56,8 @@ def current_fit(
     from scalelab.store.results import latest_fit, save_fit
 
     options = {"epochs": epochs, "bootstrap": bootstrap, "seed": seed, "method": method}
+    if loss != "log":  # only then: fits stored before --loss existed keep their fingerprint
+        options["loss"] = loss
     fingerprint = inputs_fingerprint(runs, target, result_version=RESULT_VERSION, **options)
     engine = open_engine(db, create=False)
     stored = latest_fit(engine, target)
@@ -75,10 +78,11 @@ def fit_and_store(
     bootstrap: int = 1000,
     seed: int = 0,
     method: str | None = None,
+    loss: str = "log",
     json_path: Path | None = None,
 ) -> dict:
-    """Load the runs of ``db``, fit ``target``, store the fit with the ids of its points, write
-    it to ``json_path`` if given, and return it with its ``fit_id``."""
+    """Load the runs of ``db``, fit ``target`` (Eq. 5 with ``loss``), store the fit with the ids
+    of its points, write it to ``json_path`` if given, and return it with its ``fit_id``."""
     from scalelab import load_runs
 
     _check_writable(json_path)
@@ -91,6 +95,7 @@ def fit_and_store(
         bootstrap=bootstrap,
         seed=seed,
         method=method,
+        loss=loss,
     )
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n")
