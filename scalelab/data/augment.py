@@ -100,8 +100,8 @@ class TrainAugment:
     ``generator`` lives on the batch's device and draws crops, flips and the MixUp pairing;
     ``host`` is a CPU generator for MixUp's weight, one per batch from Beta(mixup, mixup).
     Crops and flips are one affine grid per image and one ``grid_sample`` for the batch,
-    which also resizes to ``resolution``. ``crop_scale=None`` means the loader has cropped
-    already (FFCV's decoder on an aspect-preserving .beton): flips only.
+    which also resizes to ``resolution``. ``crop=False`` when the loader has cropped already
+    (FFCV's decoder on an aspect-preserving .beton, its ``crops_done``): flips only.
     """
 
     def __init__(
@@ -111,12 +111,12 @@ class TrainAugment:
         std: Sequence[float],
         resolution: int,
         flip: bool = True,
-        crop_scale: tuple[float, float] | None = CROP_SCALE,
+        crop_scale: tuple[float, float] = CROP_SCALE,
         mixup: float = 0.8,
         label_smoothing: float = 0.3,
         crop_ratio: tuple[float, float] = CROP_RATIO,
     ) -> None:
-        if crop_scale is not None and not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
+        if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
         if not 0.0 < crop_ratio[0] <= crop_ratio[1]:
             raise ValueError(f"crop_ratio must satisfy 0 < low <= high, got {crop_ratio}")
@@ -135,9 +135,10 @@ class TrainAugment:
         y: torch.Tensor,
         generator: torch.Generator,
         host: torch.Generator,
+        crop: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         batch = x.shape[0]
-        images = self.images(x, generator)  # (B, 3, R, R)
+        images = self.images(x, generator, crop)  # (B, 3, R, R)
         targets = F.one_hot(y.long(), self.num_classes).float()  # (B, K)
         targets = targets * (1.0 - self.label_smoothing) + self.label_smoothing / self.num_classes
         if self.mixup > 0 and batch > 1:
@@ -149,19 +150,23 @@ class TrainAugment:
             targets = lam * targets + (1.0 - lam) * targets[perm]
         return images, targets
 
-    def images(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def images(
+        self, x: torch.Tensor, generator: torch.Generator, crop: bool = True
+    ) -> torch.Tensor:
         """uint8 (B, 3, S, S) -> cropped, flipped, resized, normalised float (B, 3, R, R)."""
         batch, side = x.shape[0], x.shape[-1]
         images = x.float().div_(255.0)  # (B, 3, S, S) in [0, 1]
-        theta = self._crop_and_flip(batch, side, generator).to(images.device)  # (B, 2, 3)
+        theta = self._crop_and_flip(batch, side, generator, crop).to(images.device)  # (B, 2, 3)
         grid = F.affine_grid(theta, [batch, 3, self.resolution, self.resolution], False)
         images = F.grid_sample(images, grid, mode="bilinear", align_corners=False)
         return _normalise(images, self.mean, self.std)
 
-    def _crop_and_flip(self, batch: int, side: int, generator: torch.Generator) -> torch.Tensor:
+    def _crop_and_flip(
+        self, batch: int, side: int, generator: torch.Generator, crop: bool
+    ) -> torch.Tensor:
         """(B, 2, 3) affine maps from output to input coordinates in [-1, 1]."""
         device = generator.device
-        if self.crop_scale is None:
+        if not crop:
             box = torch.tensor([[0, 0, side, side]], device=device).expand(batch, 4)
         else:
             box = sample_crops(batch, side, self.crop_scale, self.crop_ratio, generator)

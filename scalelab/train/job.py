@@ -154,6 +154,7 @@ class JobRunner:
             check_labels(split, self.classes)
         n_held = min(int(tc["heldout_examples"]), len(self.heldout))
         self.heldout_idx = stratified_subset(self.heldout.labels, n_held, 0)
+        self.crop = (tuple(tc["crop_scale"]), crop_ratio)  # FFCV takes it on an aspect beton
         self.augment = TrainAugment(
             self.classes,
             self.source.mean,
@@ -342,6 +343,7 @@ class JobRunner:
                 shuffle=True,
                 seed=_order_seed(self.seed),
                 drop_last=True,
+                crop=self.crop,
             )
         loader = self._train_loader
         loader.epoch = epoch  # the order is a function of (seed, epoch): resumes stay exact
@@ -354,7 +356,9 @@ class JobRunner:
             factor = lr_factor(progress, self.train_epochs, tc["schedule"], tc["warmup_epochs"])
             for group in self.optimizer.param_groups:
                 group["lr"] = tc["lr"] * factor
-            x, y_soft = self.augment(x_u8, y, self.generator, self.host_generator)
+            x, y_soft = self.augment(
+                x_u8, y, self.generator, self.host_generator, crop=not loader.crops_done
+            )
             loss = self.step(x, y_soft)  # () on the device; x (B, 3, R, R), y_soft (B, K)
             # Waits for the step before, not this one: with that wait inside each step's time,
             # the steps' times add up to the epoch's (no per-step synchronize needed).
