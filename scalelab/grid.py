@@ -65,7 +65,7 @@ PRECISIONS = ("tf32", "bf16")
 # a config holding that value hashes as if the key were absent, so enqueuing an older
 # database's grid again finds its jobs instead of adding duplicates. (Before `precision`,
 # CUDA jobs trained under bf16 autocast and CPU jobs in float32; both are found as "tf32".)
-HASH_OMITTED_DEFAULTS: dict[str, Any] = {"crop_ratio": [0.75, 4 / 3], "precision": "tf32"}
+HASH_OMITTED_DEFAULTS: dict[str, Any] = {k: TRAIN_DEFAULTS[k] for k in ("crop_ratio", "precision")}
 PROBE_DEFAULTS: dict[str, Any] = {"targets": [], "method": "ridge", "settings": {}}
 PROBE_METHODS = ("ridge", "lion", "logreg")
 TOP_KEYS = {

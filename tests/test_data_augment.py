@@ -150,3 +150,13 @@ def test_a_crop_box_is_the_pixels_it_names():
     for image, (top, left, h, w), original in zip(images, boxes.tolist(), x, strict=True):
         expected = original[:, top : top + h, left : left + w].float() / 255
         torch.testing.assert_close(image, expected, atol=1e-5, rtol=0)
+
+
+def test_without_crop_the_loaders_crop_is_only_flipped_and_resized():
+    # crop=False: FFCV's decoder cropped already (an aspect-kept beton); no second crop.
+    aug = TrainAugment(10, MEAN, STD, 16, flip=False, crop_scale=(0.08, 0.08), mixup=0.0)
+    x = _batch(8, 16)
+    images = aug.images(x, torch.Generator().manual_seed(0), crop=False)
+    torch.testing.assert_close(images, to_model_input(x, MEAN, STD, 16), atol=1e-5, rtol=0)
+    cropped = aug.images(x, torch.Generator().manual_seed(0))
+    assert not torch.allclose(cropped, images, atol=1e-3)

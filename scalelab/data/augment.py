@@ -17,11 +17,13 @@ import torch
 import torch.nn.functional as F
 from scipy.special import betaincinv
 
+from scalelab.grid import TRAIN_DEFAULTS
+
 # The authors' crops (FFCV's RandomResizedCropRGBImageDecoder, as torchvision's
-# RandomResizedCrop): area fraction and width/height ranges, and draws per image before the
-# fallback.
-CROP_SCALE = (0.08, 1.0)
-CROP_RATIO = (3 / 4, 4 / 3)
+# RandomResizedCrop): area fraction and width/height ranges (the grid's defaults), and draws
+# per image before the fallback.
+CROP_SCALE: tuple[float, float] = tuple(TRAIN_DEFAULTS["crop_scale"])
+CROP_RATIO: tuple[float, float] = tuple(TRAIN_DEFAULTS["crop_ratio"])
 CROP_TRIES = 10
 
 
@@ -167,7 +169,8 @@ class TrainAugment:
         """(B, 2, 3) affine maps from output to input coordinates in [-1, 1]."""
         device = generator.device
         if not crop:
-            box = torch.tensor([[0, 0, side, side]], device=device).expand(batch, 4)
+            box = torch.zeros(batch, 4, device=device)  # filled on the device: no copy
+            box[:, 2:] = side
         else:
             box = sample_crops(batch, side, self.crop_scale, self.crop_ratio, generator)
         top, left, height, width = box.float().unbind(1)  # pixels
