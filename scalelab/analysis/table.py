@@ -120,9 +120,13 @@ def render_fit(result: dict) -> str:
     lines += _table(FIT_HEADER, rows)
     other = law.get("alpha_other_loss")
     if other and other["differs"]:
+        why = (
+            f"more than half the interval width from the {loss} loss's α"
+            if law["alpha_ci"]
+            else "α has no interval to judge the gap by"
+        )
         lines.append(
-            f"\nrobustness: under the {other['loss']} loss, α = {_num(other['alpha'])} "
-            f"(more than half the interval width from the {loss} loss's α)"
+            f"\nrobustness: under the {other['loss']} loss, α = {_num(other['alpha'])} ({why})"
         )
     boot = result["bootstrap"]
     lines.append(
