@@ -51,11 +51,12 @@ def prepared_folder(root: Path, n: int) -> Path:
 def loader_rate(loader, augment: TrainAugment, batches: int, repeats: int) -> float:
     """Median images/s over ``repeats`` passes of ``batches`` batches, augmentation included."""
     generator = torch.Generator().manual_seed(0)
+    host = torch.Generator().manual_seed(1)  # MixUp weights
     rates = []
     for repeat in range(repeats + 1):  # the first pass warms up (numba compile, page cache)
         start, seen = time.perf_counter(), 0
         for step, (x, y) in enumerate(loader):
-            images, targets = augment(x, y, generator)
+            images, targets = augment(x, y, generator, host)
             seen += len(images)
             if step + 1 == batches:
                 break

@@ -138,6 +138,7 @@ def enqueue(
                 "new_targets": report.new_targets,
                 "total_pflops": report.total_compute / 1e15,
                 "new_pflops": report.new_compute / 1e15,
+                "recipe": plan.recipe,
                 "models": [
                     {
                         "model": m.model,
@@ -657,6 +658,13 @@ def fit(
     ] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
     method: MethodOption = None,
+    loss: Annotated[
+        str,
+        typer.Option(
+            "--loss",
+            help="Residuals of E(C): log (of E, the default) or linear (on E, the paper's).",
+        ),
+    ] = "log",
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the fit as JSON to this file.")
     ] = None,
@@ -672,7 +680,9 @@ def fit(
 
     Diverged runs and C = 0 baselines are left out; seeds are averaged; where hyper-parameters
     were swept, each (model, N, T) keeps the setting with the lowest upstream held-out error.
-    A part the data cannot determine is null, with the reason in the notes.
+    A part the data cannot determine is null, with the reason in the notes. `--loss linear`
+    fits E(C) by plain least squares on E, as the paper's curve_fit; when the other loss moves
+    alpha by more than half its interval, a robustness line says so.
 
     --card prints how the fit was made (FLOP convention, loss, optimiser and starts, points
     dropped, selection and averaging, bootstrap) as Markdown for a paper's appendix.
@@ -688,6 +698,7 @@ def fit(
         bootstrap=bootstrap,
         seed=seed,
         method=method,
+        loss=loss,
         json_path=json_path,
         sweeps=sweep,
         pool_sweeps=pool_sweeps,

@@ -50,14 +50,22 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "label_smoothing": 0.3,
     "mixup": 0.8,
     "flip": True,
-    "crop_scale": [0.35, 1.0],
+    "crop_scale": [0.08, 1.0],  # random-resized crops: area fraction, as the authors' FFCV
+    "crop_ratio": [0.75, 4 / 3],  # and width/height range
     "schedule": "constant",
     "warmup_epochs": 0,
     "heldout_examples": 10000,
     "compile": False,
+    "precision": "tf32",  # the authors': float32 with TF32 matmuls; "bf16" for autocast
 }
 SCHEDULES = ("constant", "cosine", "linear")
 OPTIMIZERS = ("lion", "adamw", "sgd")
+PRECISIONS = ("tf32", "bf16")
+# [train] keys added after version 1, with the value that jobs stored before them ran with:
+# a config holding that value hashes as if the key were absent, so enqueuing an older
+# database's grid again finds its jobs instead of adding duplicates. (Before `precision`,
+# CUDA jobs trained under bf16 autocast and CPU jobs in float32; both are found as "tf32".)
+HASH_OMITTED_DEFAULTS: dict[str, Any] = {k: TRAIN_DEFAULTS[k] for k in ("crop_ratio", "precision")}
 PROBE_DEFAULTS: dict[str, Any] = {"targets": [], "method": "ridge", "settings": {}}
 PROBE_METHODS = ("ridge", "lion", "logreg")
 TOP_KEYS = {
@@ -107,15 +115,25 @@ class Grid:
     max_attempts: int
     jobs: list[JobPlan] = field(default_factory=list)
     isoflop: list[IsoflopRun] = field(default_factory=list)  # an IsoFLOP grid's profile table
+    # What will run, keyed as in the grid file with every default filled in (a swept key
+    # keeps its list): {"train": {...}, "probe": {"targets", "method", "settings"}}.
+    recipe: dict[str, Any] = field(default_factory=dict)
 
 
 def config_hash(config: dict[str, Any]) -> str:
     """Identity of a job: everything that changes what is trained, not what is evaluated.
 
     The evaluation epochs (for a constant schedule), probe settings and attempt caps are left
-    out, so that adding a T or a target extends existing jobs instead of duplicating them.
+    out, so that adding a T or a target extends existing jobs instead of duplicating them;
+    so are [train] keys newer than the stored jobs while they hold HASH_OMITTED_DEFAULTS.
     """
     identity = {k: v for k, v in config.items() if k not in ("epochs", "probe")}
+    if isinstance(identity.get("train"), dict):
+        identity["train"] = {
+            k: v
+            for k, v in identity["train"].items()
+            if k not in HASH_OMITTED_DEFAULTS or v != HASH_OMITTED_DEFAULTS[k]
+        }
     blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -169,8 +187,9 @@ def _check_train_value(chk: _Checker, key: str, value: Any) -> None:
         ok = (
             isinstance(value, list)
             and len(value) == 2
-            and all(isinstance(v, int | float) for v in value)
-            and 0 < value[0] <= value[1] <= 1
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            and 0 < value[0] <= value[1]
+            and (key != "crop_scale" or value[1] <= 1)  # an area fraction; a ratio may pass 1
         )
     else:
         ok = isinstance(value, str)
@@ -184,6 +203,8 @@ def _check_train_value(chk: _Checker, key: str, value: Any) -> None:
         raise chk.error(key, f"[train] schedule {value!r} is unknown; use one of {SCHEDULES}")
     if key == "optimizer" and value not in OPTIMIZERS:
         raise chk.error(key, f"[train] optimizer {value!r} is unknown; use one of {OPTIMIZERS}")
+    if key == "precision" and value not in PRECISIONS:
+        raise chk.error(key, f"[train] precision {value!r} is unknown; use one of {PRECISIONS}")
 
 
 def _train_sweep(chk: _Checker, train: dict[str, Any]) -> list[dict[str, Any]]:
@@ -231,22 +252,34 @@ def _probe_config(chk: _Checker, probe: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def _recipe(chk: _Checker, train: dict[str, Any], probe: dict[str, Any]) -> dict[str, Any]:
+    settings = _check_probe_settings(chk, probe["method"], probe["settings"])
+    return {
+        "train": {**TRAIN_DEFAULTS, **train},
+        "probe": {"targets": probe["targets"], "method": probe["method"], "settings": settings},
+    }
+
+
 SUBSET_SETTINGS = ("train_examples", "test_examples")  # any method: probe on a subset
 
 
-def _check_probe_settings(chk: _Checker, method: str, settings: dict[str, Any]) -> None:
-    """Fail at enqueue, not at the first checkpoint of every job, on a bad probe setting."""
+def _check_probe_settings(chk: _Checker, method: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The method's settings with defaults filled in; fails at enqueue, not at the first
+    checkpoint of every job, on a bad one."""
     from scalelab.errors import ProbeError
     from scalelab.probe import resolve_settings
 
-    for key in SUBSET_SETTINGS:
-        n = settings.get(key)
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+    subset = {key: settings[key] for key in SUBSET_SETTINGS if key in settings}
+    for key, n in subset.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise chk.error("settings", f"[probe] settings.{key} must be an integer > 0")
     try:
-        resolve_settings(method, {k: v for k, v in settings.items() if k not in SUBSET_SETTINGS})
+        resolved = resolve_settings(
+            method, {k: v for k, v in settings.items() if k not in SUBSET_SETTINGS}
+        )
     except ProbeError as exc:
         raise chk.error("settings", f"[probe] {exc}") from None
+    return {**resolved, **subset}
 
 
 def _dataset_classes(chk: _Checker, doc: dict[str, Any], resolution: int) -> tuple[int, int | None]:
@@ -416,4 +449,5 @@ def parse_grid(path: str | Path, text: str | None = None) -> Grid:
         max_attempts=max_attempts,
         jobs=jobs,
         isoflop=profile,
+        recipe=_recipe(chk, doc.get("train", {}), probe),
     )

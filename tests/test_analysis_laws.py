@@ -82,13 +82,14 @@ def test_bottleneck_law_is_recovered(alpha: float, e_inf: float) -> None:
 
 @pytest.mark.parametrize("free_b", [True, False])
 @pytest.mark.parametrize("free_e", [True, False])
-def test_analytic_jacobian_matches_finite_differences(free_b: bool, free_e: bool) -> None:
+@pytest.mark.parametrize("loss", ["log", "linear"])
+def test_analytic_jacobian_matches_finite_differences(free_b: bool, free_e: bool, loss) -> None:
     x = np.geomspace(0.01, 100, 9)
-    log_law, jacobian, _ = fitting._model(free_b, free_e)
+    fitted, jacobian, _ = fitting._model(free_b, free_e, loss)
     u = np.array([0.3] + [0.7] * free_b + [-0.8] + [0.4] * free_e)
     h = 1e-6
     numeric = np.column_stack(
-        [(log_law(x, *(u + d)) - log_law(x, *(u - d))) / (2 * h) for d in np.eye(len(u)) * h]
+        [(fitted(x, *(u + d)) - fitted(x, *(u - d))) / (2 * h) for d in np.eye(len(u)) * h]
     )
     assert np.allclose(jacobian(x, *u), numeric, rtol=1e-6, atol=1e-9)
 

@@ -17,6 +17,7 @@ from data_formats import (
 
 from scalelab.data import downstream_source, prepare_imagenet21k, prepare_target
 from scalelab.data import prepare as prepare_module
+from scalelab.data.loaders import ffcv_available, make_loader
 from scalelab.data.readers import decode_image
 from scalelab.data.sources import pretraining_source
 from scalelab.errors import DataError
@@ -185,3 +186,42 @@ def test_imagenet1k_class_folders_resized(tmp_path):
     test = downstream_source("imagenet1k", "test", 64, data_root=tmp_path / "data")
     np.testing.assert_array_equal(test.labels, [0, 1, 1])
     assert test.take(np.arange(3)).shape == (3, 16, 16, 3)
+
+
+@pytest.mark.skipif(not ffcv_available(), reason="ffcv is not installed")
+def test_imagenet21k_beton_keeps_the_aspect_ratio_and_crops_at_load(tmp_path):
+    import cv2
+    from ffcv.reader import Reader
+    from PIL import Image
+
+    write_jpeg_tree(tmp_path / "raw", {"n001": 6, "n002": 6}, size=(64, 32))  # width 2 : 1
+    out = tmp_path / "out"
+    prepare_imagenet21k(tmp_path / "raw", out, resolution=16, heldout_fraction=0.25, workers=1)
+    # The authors' beton: RGBImageField(max_resolution=16) keeps 2:1, the longer side 16.
+    image = Reader(str(out / "train.beton")).metadata["f0"]
+    assert set(zip(image["height"].tolist(), image["width"].tolist(), strict=True)) == {(8, 16)}
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["beton_layout"].startswith("aspect ratio kept, longer side 16 pixels")
+    train = pretraining_source(str(out), "train", 16)
+    assert train.take(np.arange(2)).shape == (2, 16, 16, 3)  # the memmap fallback: squares
+    crop = ((0.08, 1.0), (3 / 4, 4 / 3))
+    loader = make_loader(
+        train, np.arange(9), 3, "cpu", shuffle=True, seed=0, drop_last=True, crop=crop
+    )
+    assert loader.crops_done and [x.shape for x, _ in loader] == [(3, 3, 16, 16)] * 3
+    # Held out (no crop asked): the ratio-1 centre crop, resized as FFCV does (cv2 INTER_AREA).
+    heldout = pretraining_source(str(out), "heldout", 16)
+    centre = make_loader(
+        heldout, np.arange(len(heldout)), 3, "cpu", shuffle=False, seed=0, drop_last=False
+    )
+    assert not centre.crops_done
+    (x, _), *_ = list(centre)
+    got = x[0].permute(1, 2, 0).numpy().astype(int)  # (16, 16, 3)
+
+    def centre_crop(path):  # the beton's 8x16 image, its centre 8x8, resized to 16x16
+        pixels = np.asarray(Image.open(path).convert("RGB"))
+        stored = cv2.resize(pixels, (16, 8), interpolation=cv2.INTER_AREA)
+        return cv2.resize(stored[:, 4:12], (16, 16), interpolation=cv2.INTER_AREA).astype(int)
+
+    gaps = [np.abs(got - centre_crop(p)).max() for p in (tmp_path / "raw").rglob("*.JPEG")]
+    assert min(gaps) <= 2

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from scalelab import load_runs
 from scalelab.analysis import fit_scaling
+from scalelab.analysis.table import RIDGE_CAVEAT
 from scalelab.cli import app
 from scalelab.errors import PlotError
 from scalelab.figures import batch_size_figure, fig1, fig6, fig7, fig8, save_figure
@@ -437,7 +438,8 @@ def test_batch_size_draws_one_line_per_epochs_with_a_point_per_batch_size():
     lines = by_gid(ax, "run")
     assert len(lines) == len(EPOCHS)
     assert all(list(line.get_xdata()) == [1024, 4096, 16384] for line in lines)
-    assert legend_texts(ax) == [f"T = {t:g}" for t in EPOCHS]
+    # make_runs' probe is ridge: the legend first says it is not the paper's protocol.
+    assert legend_texts(ax) == [RIDGE_CAVEAT] + [f"T = {t:g}" for t in EPOCHS]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     assert ax.get_xlabel() == "pretraining batch size (examples)"
     assert ax.get_ylabel() == "CIFAR-100 test error (%)"

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from scalelab.cli import app
 from scalelab.errors import GridError
-from scalelab.grid import parse_grid
+from scalelab.grid import TRAIN_DEFAULTS, parse_grid
+from scalelab.probe.ridge import DEFAULT_PENALTIES
 from scalelab.store.engine import open_engine
 from scalelab.store.status import queue_status
 
@@ -185,6 +186,20 @@ BAD = [
         BASE + "settings = { train_examples = 0 }\n",
         "grid.toml:14: [probe] settings.train_examples must be an integer > 0",
     ),
+    (
+        BASE.replace("batch_size = 32", 'precision = "fp16"'),
+        "grid.toml:10: [train] precision 'fp16' is unknown; use one of ('tf32', 'bf16')",
+    ),
+    (
+        BASE.replace("batch_size = 32", "crop_ratio = [1.5, 0.5]"),
+        "grid.toml:10: [train] crop_ratio = [1.5, 0.5] has the wrong type; expected like "
+        "[0.75, 1.3333333333333333]",
+    ),
+    (
+        BASE + 'method = "lion"\nsettings = { clip = -1.0 }\n',
+        "grid.toml:15: [probe] probe setting clip=-1.0 for method 'lion' must be a number >= 0 "
+        "(0: no clipping)",
+    ),
 ]
 
 
@@ -222,3 +237,41 @@ def test_shipped_grids_parse() -> None:
     }
     assert paper.jobs[0].epochs == [50, 100, 200, 400, 800]
     assert paper.jobs[0].config["classes"] == 11230
+
+
+def test_paper_dry_run_shows_the_authors_recipe_with_every_default(tmp_path: Path) -> None:
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    db = str(tmp_path / "runs.db")
+    code, out = enqueue(str(root / "grids" / "paper.toml"), "--db", db, "--dry-run", "--json")
+    assert code == 0, out
+    recipe = json.loads(out)["recipe"]
+    train, probe = recipe["train"], recipe["probe"]
+    assert train["crop_scale"] == [0.08, 1.0] and train["crop_ratio"] == [0.75, 4 / 3]
+    assert train["precision"] == "tf32"
+    # Keyed as in the grid file, every default filled in (the paper grid sets few of them).
+    assert set(train) == set(TRAIN_DEFAULTS) and train["batch_size"] == 16384
+    assert probe["method"] == "lion" and probe["targets"] == ["cifar10", "cifar100", "imagenet1k"]
+    assert probe["settings"] == {
+        "lr": 1e-5,
+        "weight_decay": 0.0,
+        "epochs": 50,
+        "batch_size": 4096,
+        "label_smoothing": 0.3,
+        "clip": 1.0,
+        "augment": True,
+    }
+
+
+def test_dry_run_recipe_keeps_swept_lists_and_subset_settings(tmp_path: Path) -> None:
+    text = BASE.replace("batch_size = 32", "batch_size = [32, 64]") + (
+        "settings = { train_examples = 50 }\n"
+    )
+    recipe = parse_grid(write(tmp_path, text)).recipe
+    assert recipe["train"]["batch_size"] == [32, 64]
+    assert recipe["probe"]["settings"] == {
+        "penalties": list(DEFAULT_PENALTIES),
+        "holdout": 0.1,
+        "train_examples": 50,
+    }

@@ -61,10 +61,13 @@ def _loss(result: dict[str, Any], card: dict[str, Any]) -> dict[str, Any] | None
     laws of E(x); the parametric fit's Huber loss is not affected by it."""
     parts = dict(card.get("loss") or {})
     loss = result.get("loss")
-    if loss is not None:
+    # `fit --loss` stores "log" (the card's default, DEFAULT_LOSS) or "linear", for Eq. 5
+    # only: the bottleneck laws keep the log loss.
+    if loss is not None and loss != "log":
         stored = ", ".join(f"{k} {v}" for k, v in loss.items()) if isinstance(loss, dict) else loss
         parts.update(compute_law=f"{stored} (as stored with the fit)")
-        parts.update(bottleneck_laws=f"{stored} (as stored with the fit)")
+        if isinstance(loss, dict):
+            parts.update(bottleneck_laws=f"{stored} (as stored with the fit)")
     return parts or None
 
 

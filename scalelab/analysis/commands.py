@@ -66,6 +66,7 @@ def current_fit(
     seed: int = 0,
     method: str | None = None,
     pool_sweeps: bool = False,
+    loss: str = "log",
 ) -> dict:
     """The latest stored fit of ``target`` if its inputs are unchanged, else a new fit (stored
     when ``store``). The result's ``reused`` says which. SweepError when the rows of
@@ -77,6 +78,8 @@ def current_fit(
     engine = open_engine(db, create=False)
     sweeps_for(engine, runs, target, pool=pool_sweeps)
     options = {"epochs": epochs, "bootstrap": bootstrap, "seed": seed, "method": method}
+    if loss != "log":  # only then: fits stored before --loss existed keep their fingerprint
+        options["loss"] = loss
     fingerprint = inputs_fingerprint(runs, target, result_version=RESULT_VERSION, **options)
     stored = latest_fit(engine, target)
     if stored is not None and stored.get("fingerprint") == fingerprint:
@@ -97,12 +100,14 @@ def fit_and_store(
     bootstrap: int = 1000,
     seed: int = 0,
     method: str | None = None,
+    loss: str = "log",
     json_path: Path | None = None,
     sweeps: list[str] | None = None,
     pool_sweeps: bool = False,
 ) -> dict:
-    """Load the runs of ``db`` (of ``sweeps``), fit ``target``, store the fit with the ids of
-    its points, write it to ``json_path`` if given, and return it with its ``fit_id``."""
+    """Load the runs of ``db`` (of ``sweeps``), fit ``target`` (Eq. 5 with ``loss``), store the
+    fit with the ids of its points, write it to ``json_path`` if given, and return it with its
+    ``fit_id``."""
     from scalelab import load_runs
 
     _check_writable(json_path)
@@ -116,6 +121,7 @@ def fit_and_store(
         seed=seed,
         method=method,
         pool_sweeps=pool_sweeps,
+        loss=loss,
     )
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n")

@@ -7,8 +7,9 @@ so an interval always describes exactly the procedure that produced the estimate
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,9 +42,14 @@ def too_few_frontier_points(compute: np.ndarray) -> str:
 
 
 def compute_law(
-    data: PointArrays, epochs: float, warm: PowerLawFit | None, analytic: bool
+    data: PointArrays,
+    epochs: float,
+    warm: PowerLawFit | None,
+    analytic: bool,
+    loss: str = "log",
 ) -> PowerLawFit:
-    """Eq. 5, E(C) = a (b + C)^-alpha + E_inf, on the compute-optimal frontier."""
+    """Eq. 5, E(C) = a (b + C)^-alpha + E_inf, on the compute-optimal frontier, fitted with
+    ``loss`` ("log" or the paper's "linear" least squares, see fitting.py)."""
     front = frontier_indices(data.compute, data.error)
     compute = data.compute[front]
     if len(front) < COMPUTE_LAW_POINTS:
@@ -56,6 +62,7 @@ def compute_law(
         x_ref=warm.x_ref if warm else None,
         start=warm.scaled if warm else None,
         analytic_gradient=analytic,
+        loss=loss,
     )
 
 
@@ -186,3 +193,10 @@ ESTIMATES: dict[str, Estimate] = {
         ),
     )
 }
+
+
+def estimates_with_loss(loss: str) -> dict[str, Estimate]:
+    """ESTIMATES with Eq. 5 fitted under ``loss``; the P and N laws keep the log loss."""
+    compute = ESTIMATES["compute_law"]
+    with_loss = replace(compute, fit=functools.partial(compute_law, loss=loss))
+    return {**ESTIMATES, "compute_law": with_loss}

@@ -1,9 +1,12 @@
 """Least-squares fits of the saturating power law E(x) = a (b + x)^-alpha + E_inf.
 
 Done the way that does not fail silently: x is rescaled to a reference (its geometric mean),
-residuals are taken in log space (errors span decades; a linear residual would ignore the small
-ones), several starts are tried, and a fit that did not converge, or that returned its start
+several starts are tried, and a fit that did not converge, or that returned its start
 untouched, is an error rather than a result.
+
+Two losses (``loss``): "log", the default, takes residuals in log E (errors span decades; a
+linear residual would let the largest errors decide the fit), and "linear" is plain least
+squares on E, what SciPy's curve_fit does with the paper's Eq. 5 (Appendix A.4).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ ALPHA_MAX = 10.0
 RELEASE_STEP = 1e-3
 
 PINNED = 1e-12  # b or E_inf below this (relative) counts as at its bound 0
+LOSSES = ("log", "linear")  # residuals in log E (default) or in E (the paper's curve_fit)
 
 Params = tuple[float, float, float, float]  # (a_s, b_s, alpha, E_inf), x in units of x_ref
 
@@ -51,8 +55,9 @@ class PowerLawFit:
     e_inf: float
     x_ref: float
     scaled: Params
-    r2: float | None
+    r2: float | None  # in the space of the loss: of log E for "log", of E for "linear"
     shift: bool
+    loss: str = "log"
 
     def predict(self, x: np.ndarray | float) -> np.ndarray:
         return saturating_power_law(np.asarray(x, float) / self.x_ref, *self.scaled)
@@ -77,9 +82,11 @@ def _to_u(p: Params, free_b: bool, free_e: bool) -> np.ndarray:
     return np.array(u)
 
 
-def _model(free_b: bool, free_e: bool):
-    """log E(x), its Jacobian in u, and u -> parameters, for curve_fit. Written out rather than
-    composed from laws.py: these run ~20 times per fit and Python overhead dominates them."""
+def _model(free_b: bool, free_e: bool, loss: str):
+    """The fitted function of u (log E(x) for the log loss, E(x) for the linear one), its
+    Jacobian in u, and u -> parameters, for curve_fit. Written out rather than composed from
+    laws.py: these run ~20 times per fit and Python overhead dominates them."""
+    linear = loss == "linear"
 
     def params(u: Sequence[float]) -> tuple[float, float, float, float]:
         """(a_s, sqrt b_s, alpha, sqrt E_inf) from u, with 0 for a pinned parameter."""
@@ -88,10 +95,11 @@ def _model(free_b: bool, free_e: bool):
         a, alpha = math.exp(min(u[0], 700.0)), math.exp(min(u[1 + free_b], 700.0))
         return a, u_b, alpha, u[-1] if free_e else 0.0
 
-    def log_law(x: np.ndarray, *u: float) -> np.ndarray:
+    def law(x: np.ndarray, *u: float) -> np.ndarray:
         a, u_b, alpha, u_e = params(u)
         with np.errstate(over="ignore", divide="ignore"):
-            return np.log(a * (u_b * u_b + x) ** -alpha + u_e * u_e)
+            value = a * (u_b * u_b + x) ** -alpha + u_e * u_e
+            return value if linear else np.log(value)
 
     def jacobian(x: np.ndarray, *u: float) -> np.ndarray:
         a, u_b, alpha, u_e = params(u)
@@ -106,13 +114,13 @@ def _model(free_b: bool, free_e: bool):
         jac[:, 1 + free_b] = -alpha * share * np.log(shifted)  # d/dalpha · dalpha/du
         if free_e:
             jac[:, -1] = 2 * u_e / value  # d/dE_inf · dE_inf/du
-        return jac
+        return jac * value[:, None] if linear else jac  # dE/du = E · d log E/du
 
     def to_params(u: Sequence[float]) -> Params:
         a, u_b, alpha, u_e = params(u)
         return (a, u_b * u_b, alpha, u_e * u_e)
 
-    return log_law, jacobian, to_params
+    return law, jacobian, to_params
 
 
 def _starts(x: np.ndarray, y: np.ndarray, shift: bool) -> list[Params]:
@@ -133,24 +141,25 @@ def start_count(shift: bool) -> int:
 
 def _curve_fit(
     x: np.ndarray,
-    log_y: np.ndarray,
+    target: np.ndarray,
     p0: Params,
     free_b: bool,
     free_e: bool,
     analytic_gradient: bool,
+    loss: str,
 ) -> tuple[Params, np.ndarray] | None:
-    """One curve_fit from p0 with b and E_inf free or pinned at 0: (parameters, log
-    residuals), None if it did not converge."""
-    log_law, jacobian, to_params = _model(free_b, free_e)
+    """One curve_fit from p0 with b and E_inf free or pinned at 0 to ``target`` (log E or E,
+    as ``loss``): (parameters, residuals), None if it did not converge."""
+    law, jacobian, to_params = _model(free_b, free_e, loss)
     try:
         u0 = _to_u(p0, free_b, free_e)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)  # covariance of a 0-dof fit
             warnings.simplefilter("ignore", RuntimeWarning)  # overflow at a rejected trial step
             u, _, _, _, status = curve_fit(
-                log_law,
+                law,
                 x,
-                log_y,
+                target,
                 p0=u0,
                 jac=jacobian if analytic_gradient else None,
                 method="lm",
@@ -163,33 +172,39 @@ def _curve_fit(
         return None
     if status not in (1, 2, 3, 4) or not np.all(np.isfinite(u)):
         return None
-    residual = log_law(x, *u) - log_y
+    residual = law(x, *u) - target
     return (to_params(u), residual) if np.all(np.isfinite(residual)) else None
 
 
 def _fit_from(
-    x: np.ndarray, log_y: np.ndarray, start: Params, shift: bool, analytic_gradient: bool
+    x: np.ndarray,
+    y: np.ndarray,
+    start: Params,
+    shift: bool,
+    analytic_gradient: bool,
+    loss: str,
 ) -> tuple[Params, float] | None:
     """Fit from ``start``, where b = 0 or E_inf = 0 pins that parameter at its bound; release a
     pinned parameter when the Karush-Kuhn-Tucker condition fails (the squared error falls as it
     moves into the feasible side) and refit. Returns (parameters, sum of squared residuals)."""
     # A start at (or within rounding of) a bound is pinned there; the KKT check may release it.
     free_b = shift and start[1] > PINNED * float(x.min())
-    free_e = start[3] > PINNED * float(np.exp(log_y.min()))
+    free_e = start[3] > PINNED * float(y.min())
+    target = y if loss == "linear" else np.log(y)
     p = start
     for _ in range(3):  # at most: fit, release one bound, release the other
-        result = _curve_fit(x, log_y, p, free_b, free_e, analytic_gradient)
+        result = _curve_fit(x, target, p, free_b, free_e, analytic_gradient, loss)
         if result is None:
             return None
         p, residual = result
         a_s, b_s, alpha, e_inf = p
         value = saturating_power_law(x, *p)
         term = value - e_inf
-        # d(sum of squares)/d(bound parameter) at 0; negative means moving off 0 helps.
-        release_b = (
-            shift and not free_b and float(residual @ (-alpha * term / (b_s + x) / value)) < 0
-        )
-        release_e = not free_e and float(residual @ (1 / value)) < 0
+        # d(sum of squares)/d(bound parameter) at 0, from d log E (times E for the linear
+        # loss); negative means moving off 0 helps.
+        weight = residual * value if loss == "linear" else residual
+        release_b = shift and not free_b and float(weight @ (-alpha * term / (b_s + x) / value)) < 0
+        release_e = not free_e and float(weight @ (1 / value)) < 0
         if not (release_b or release_e):
             return p, float(residual @ residual)
         free_b, free_e = free_b or release_b, free_e or release_e
@@ -197,7 +212,7 @@ def _fit_from(
             a_s,
             RELEASE_STEP * float(x.min()) if release_b else b_s,
             alpha,
-            RELEASE_STEP * float(np.exp(log_y.min())) if release_e else e_inf,
+            RELEASE_STEP * float(y.min()) if release_e else e_inf,
         )
     return None
 
@@ -220,24 +235,27 @@ def fit_power_law(
     x_ref: float | None = None,
     start: Sequence[float] | None = None,
     analytic_gradient: bool = True,
+    loss: str = "log",
 ) -> PowerLawFit:
-    """Fit E(x) = a (b + x)^-alpha + E_inf (b = 0 unless ``shift``) to positive (x, y).
+    """Fit E(x) = a (b + x)^-alpha + E_inf (b = 0 unless ``shift``) to positive (x, y), with
+    residuals in log E (``loss="log"``) or in E (``"linear"``, the paper's curve_fit).
 
     Without ``start``: several starts, the best converged one wins, and it must have moved
     from its start. With ``start`` (scaled parameters of an earlier fit, same ``x_ref``): one
     warm-started run, as for bootstrap resamples, where staying at the start is legitimate.
     Raises FitError naming ``what`` if no run converged.
     """
+    if loss not in LOSSES:
+        raise FitError(f"unknown loss {loss!r} for the {what}; use one of {', '.join(LOSSES)}")
     x = np.asarray(x, float)
     y = np.asarray(y, float)
     x_ref = float(np.exp(np.mean(np.log(x)))) if x_ref is None else x_ref
     xs = x / x_ref
-    log_y = np.log(y)
     starts = [tuple(start)] if start is not None else _starts(xs, y, shift)
     best: tuple[Params, float] | None = None
     degenerate = 0
     for p0 in starts:
-        result = _fit_from(xs, log_y, p0, shift, analytic_gradient)
+        result = _fit_from(xs, y, p0, shift, analytic_gradient, loss)
         if result is None or (start is None and result[0] == p0):
             continue
         if _is_degenerate(xs, result[0]):
@@ -257,7 +275,8 @@ def fit_power_law(
             "`scalelab fit --json` or add runs that extend the range"
         )
     (a_s, b_s, alpha, e_inf), sse = best
-    ss_tot = float(np.sum((log_y - log_y.mean()) ** 2))
+    target = y if loss == "linear" else np.log(y)
+    ss_tot = float(np.sum((target - target.mean()) ** 2))
     return PowerLawFit(
         a=a_s * x_ref**alpha,
         b=b_s * x_ref,
@@ -267,14 +286,22 @@ def fit_power_law(
         scaled=(a_s, b_s, alpha, e_inf),
         r2=1.0 - sse / ss_tot if ss_tot > 0 else None,
         shift=shift,
+        loss=loss,
     )
 
 
 def holdout_log_rmse(
-    x: np.ndarray, y: np.ndarray, *, shift: bool, what: str, quantile: float = 0.8
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    shift: bool,
+    what: str,
+    quantile: float = 0.8,
+    loss: str = "log",
 ) -> float:
-    """Fit on the points with x at or below the ``quantile`` of x, predict the rest, and return
-    the root-mean-square error of log predictions: how well the law extrapolates."""
+    """Fit (with ``loss``) on the points with x at or below the ``quantile`` of x, predict the
+    rest, and return the root-mean-square error of log predictions: how well the law
+    extrapolates."""
     cut = np.quantile(x, quantile)
     inside = x <= cut
     n_params = 4 if shift else 3
@@ -284,7 +311,7 @@ def holdout_log_rmse(
             f"{quantile:.0%} quantile of compute and at least one above; found "
             f"{int(inside.sum())} below and {int((~inside).sum())} above"
         )
-    fit = fit_power_law(x[inside], y[inside], shift=shift, what=f"{what} (hold-out)")
+    fit = fit_power_law(x[inside], y[inside], shift=shift, what=f"{what} (hold-out)", loss=loss)
     residual = np.log(fit.predict(x[~inside])) - np.log(y[~inside])
     return float(np.sqrt(np.mean(residual**2)))
 

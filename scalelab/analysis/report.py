@@ -20,10 +20,12 @@ from scalelab.analysis.bootstrap import MIN_SUCCESS_SHARE, BootstrapDraws, boots
 from scalelab.analysis.card import fit_card
 from scalelab.analysis.estimates import (
     ESTIMATES,
+    compute_law,
+    estimates_with_loss,
     examples_law_points,
     params_law_points,
 )
-from scalelab.analysis.fitting import holdout_log_rmse
+from scalelab.analysis.fitting import LOSSES, holdout_log_rmse
 from scalelab.analysis.frontier import frontier_indices
 from scalelab.analysis.points import PointArrays, Points, select_points
 from scalelab.errors import FitError
@@ -45,6 +47,7 @@ class Analysis:
     holdout_log_rmse: float | None  # of the compute law, when there are enough points
     notes: list[str]
     draws: BootstrapDraws
+    loss: str = "log"  # of the compute law (Eq. 5)
 
 
 def choose_epochs(epochs_in_data: np.ndarray, epochs: float | None) -> float:
@@ -69,14 +72,17 @@ def analyse(
     seed: int = 0,
     warm_start: bool = True,
     analytic_gradients: bool = True,
+    loss: str = "log",
 ) -> Analysis:
-    """Fit ``parts`` (names of ESTIMATES) on the full data, then bootstrap them."""
+    """Fit ``parts`` (names of ESTIMATES) on the full data, then bootstrap them; the compute
+    law with ``loss``."""
+    estimates = estimates_with_loss(loss)
     fits: dict[str, Any] = {}
     notes: list[str] = []
     with one_blas_thread:
         for name in parts:
             try:
-                fits[name] = ESTIMATES[name].fit(data, epochs, None, analytic_gradients)
+                fits[name] = estimates[name].fit(data, epochs, None, analytic_gradients)
             except FitError as exc:
                 if name == "compute_law":
                     raise
@@ -87,21 +93,25 @@ def analyse(
             front = frontier_indices(data.compute, data.error)
             try:
                 holdout = holdout_log_rmse(
-                    data.compute[front], data.error[front], shift=True, what="compute law"
+                    data.compute[front],
+                    data.error[front],
+                    shift=True,
+                    what="compute law",
+                    loss=loss,
                 )
             except FitError as exc:
                 notes.append(f"compute_law: {exc}")
         draws = bootstrap(
             data,
             epochs,
-            ESTIMATES,
+            estimates,
             fits,
             resamples=resamples,
             seed=seed,
             warm_start=warm_start,
             analytic_gradients=analytic_gradients,
         )
-    return Analysis(data, epochs, fits, holdout, notes, draws)
+    return Analysis(data, epochs, fits, holdout, notes, draws, loss)
 
 
 def fit_scaling(
@@ -112,30 +122,49 @@ def fit_scaling(
     bootstrap: int = 1000,
     seed: int = 0,
     method: str | None = None,
+    loss: str = "log",
 ) -> dict:
     """Fit the scaling laws of one target in a ``scalelab.load_runs`` frame.
 
     ``epochs`` is the T of the allocation and the parametric fit (default: the smallest T in
     the data); ``method`` picks the probe method when the target has points from several;
-    ``bootstrap`` resamples of runs, seeded by ``seed``, give the 95% intervals.
+    ``bootstrap`` resamples of runs, seeded by ``seed``, give the 95% intervals; ``loss`` is
+    Eq. 5's: "log" (residuals in log E) or "linear" (least squares on E, the paper's).
 
-    Returns a JSON-serialisable dict: target, n_points, frontier, compute_law, params_law,
-    examples_law, allocation, approach2, parametric (each null when it cannot be computed,
-    with the reason in notes), excluded, checkpoint_ids, bootstrap, bootstrap_samples and
-    card (how the fit was made, see card.py).
+    Returns a JSON-serialisable dict: target, loss, n_points, frontier, compute_law (with
+    alpha_other_loss, α refitted under the other loss), params_law, examples_law, allocation,
+    approach2, parametric (each null when it cannot be computed, with the reason in notes),
+    excluded, checkpoint_ids, bootstrap, bootstrap_samples and card (how the fit was made,
+    see card.py).
     Raises FitError for no points, NaN or non-positive values, too few frontier points for
     the compute law, or a compute law that does not converge.
     """
     if bootstrap < 0:
         raise FitError(f"--bootstrap must be 0 or more resamples, got {bootstrap}")
+    if loss not in LOSSES:
+        raise FitError(f"unknown --loss {loss!r}; use one of {', '.join(LOSSES)}")
     points = select_points(df, target, method)
     data = PointArrays.from_points(points)
     t = choose_epochs(data.epochs, epochs)
-    analysis = analyse(data, t, resamples=bootstrap, seed=seed)
+    analysis = analyse(data, t, resamples=bootstrap, seed=seed, loss=loss)
     result = fit_result(points, analysis)
     fitted = df[(df["target"] == target) & df["checkpoint_id"].isin(result["checkpoint_ids"])]
     result["card"] = fit_card(fitted)
     return result
+
+
+def _other_loss(analysis: Analysis, interval: list[float] | None) -> dict | None:
+    """α of Eq. 5 refitted under the other loss, and whether it differs from the reported α
+    by more than half the width of its interval (always, without an interval); None if that
+    fit does not converge."""
+    other = next(name for name in LOSSES if name != analysis.loss)
+    try:
+        alpha = compute_law(analysis.data, analysis.epochs, None, True, loss=other).alpha
+    except FitError:
+        return None
+    gap = abs(alpha - analysis.fits["compute_law"].alpha)
+    differs = interval is None or gap > (interval[1] - interval[0]) / 2
+    return {"loss": other, "alpha": alpha, "differs": differs}
 
 
 def _number(value: float | None) -> float | None:
@@ -182,6 +211,7 @@ def fit_result(points: Points, analysis: Analysis) -> dict:
     result: dict[str, Any] = {
         "target": points.target,
         "method": points.method,
+        "loss": analysis.loss,
         "n_points": len(data.error),
         "n_runs": int(points.frame["run"].nunique()),
         "sweeps": points.sweeps,
@@ -200,6 +230,7 @@ def fit_result(points: Points, analysis: Analysis) -> dict:
             "r2": _number(law.r2),
             "holdout_log_rmse": _number(analysis.holdout_log_rmse),
             "n_points": len(result_frontier),
+            "alpha_other_loss": _other_loss(analysis, ci("compute_law", "alpha")),
         },
     }
     for name, select in (("params_law", params_law_points), ("examples_law", examples_law_points)):

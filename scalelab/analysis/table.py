@@ -14,6 +14,17 @@ def _ci(interval: Sequence[float] | None) -> str:
 
 
 FIT_HEADER = ("quantity", "estimate", "95% interval", "paper")
+# Said wherever ridge-probe numbers are shown: the paper's probe is the authors' LION one.
+RIDGE_CAVEAT = "ridge: a closed-form probe, not the paper's LION protocol"
+
+
+def method_label(method: str | None) -> str:
+    """The probe method as tables and legends show it, with the ridge caveat."""
+    if method is None:
+        return "no method"
+    return RIDGE_CAVEAT if method == "ridge" else method
+
+
 PLAN_HEADER = ("quantity", "prediction", "95% interval")
 
 
@@ -32,8 +43,9 @@ def render_fit(result: dict) -> str:
     law = result["compute_law"]
     seeds = ", ".join(f"{n} of {k}" for k, n in result.get("seeds_per_point", {}).items())
     selection = result.get("selection") or {"dropped": 0, "dropped_runs": 0}
+    loss = result.get("loss", "log")  # fits stored before --loss existed used the log loss
     lines = [
-        f"target {result['target']} ({result['method'] or 'no method'}): "
+        f"target {result['target']} ({method_label(result['method'])}): "
         f"{result['n_points']} points from {result['n_runs']} runs; excluded: {excluded}",
         f"sweeps: {', '.join(result.get('sweeps', [])) or '—'}; points are seed means "
         f"(points of k seeds: {seeds or '—'})",
@@ -51,10 +63,15 @@ def render_fit(result: dict) -> str:
         "",
     ]
     rows = [
-        ("E(C) = a(b+C)^-α + E∞:  α", _num(law["alpha"]), _ci(law["alpha_ci"]), "0.12-0.35"),
+        (
+            f"E(C) = a(b+C)^-α + E∞ ({loss} loss):  α",
+            _num(law["alpha"]),
+            _ci(law["alpha_ci"]),
+            "0.12-0.35",
+        ),
         ("  E∞", _num(law["e_inf"]), _ci(law.get("e_inf_ci")), ""),
         ("  a, b", f"{_num(law['a'])}, {_num(law['b'])}", "", ""),
-        ("  R² (log)", _num(law["r2"]), "", ""),
+        (f"  R² ({'of log E' if loss == 'log' else 'of E'})", _num(law["r2"]), "", ""),
         ("  hold-out RMS log error", _num(law["holdout_log_rmse"]), "", ""),
     ]
     for key, label, paper in (
@@ -107,6 +124,16 @@ def render_fit(result: dict) -> str:
     else:
         rows.append(("E + A/P^α + B/N^β", "—", "—", ""))
     lines += _table(FIT_HEADER, rows)
+    other = law.get("alpha_other_loss")
+    if other and other["differs"]:
+        why = (
+            f"more than half the interval width from the {loss} loss's α"
+            if law["alpha_ci"]
+            else "α has no interval to judge the gap by"
+        )
+        lines.append(
+            f"\nrobustness: under the {other['loss']} loss, α = {_num(other['alpha'])} ({why})"
+        )
     boot = result["bootstrap"]
     lines.append(
         f"\nintervals: bootstrap over {boot.get('unit', 'run')}s, {boot['resamples']} resamples, "

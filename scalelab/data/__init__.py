@@ -4,8 +4,8 @@ source = pretraining_source("synthetic", "train", resolution=16)
 indices = stratified_subset(source.labels, n=20_000, seed=0)
 loader = make_loader(source, indices, 256, "cpu", shuffle=True, seed=0, drop_last=True)
 augment = TrainAugment(source.num_classes, source.mean, source.std, resolution=16)
-for x, y in loader:                      # uint8 (B, 3, H, W), int64 (B,)
-    x, y_soft = augment(x, y, generator)  # float (B, 3, 16, 16), (B, K)
+for x, y in loader:                            # uint8 (B, 3, H, W), int64 (B,)
+    x, y_soft = augment(x, y, generator, host)  # float (B, 3, 16, 16), (B, K)
 """
 
 from scalelab.data.augment import TrainAugment, to_model_input

@@ -46,6 +46,7 @@ KEPT_LOADERS = 8  # evaluation loaders kept per process: the splits of a few pro
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # uint8 (B, 3, H, W), int64 (B,)
 _KEPT: dict[tuple, FfcvLoader] = {}  # see evaluation_loader
+Crop = tuple[tuple[float, float], tuple[float, float]]  # random-resized crop (scale, ratio)
 
 
 def ffcv_available() -> bool:
@@ -66,8 +67,15 @@ def make_loader(
     seed: int,
     drop_last: bool,
     backend: str = "auto",
+    crop: Crop | None = None,
 ) -> ArrayLoader | FfcvLoader:
-    """A loader over ``source[indices]``; ``backend`` is "auto", "ffcv" or "array"."""
+    """A loader over ``source[indices]``; ``backend`` is "auto", "ffcv" or "array".
+
+    ``crop`` is the training crop for a .beton that keeps aspect ratios (ImageNet-21k, as the
+    authors'): FFCV's decoder takes it at load time and the loader's ``crops_done`` is True;
+    without ``crop`` such a beton is centre-cropped (ratio 1). Square data is never cropped
+    here (``crops_done`` False): augmentation crops it on the device.
+    """
     indices = np.asarray(indices, dtype=np.int64)
     if len(indices) == 0:
         raise DataError(f"no examples to load from {source.name}; pass a non-empty subset")
@@ -85,7 +93,7 @@ def make_loader(
             raise DataError(f"{source.name} has no .beton file; prepare it with ffcv installed")
         if not ffcv_available():
             raise DataError("the FFCV loader needs ffcv: pip install 'scalelab[ffcv]'")
-        return FfcvLoader(source, indices, batch_size, device, shuffle, seed, drop_last)
+        return FfcvLoader(source, indices, batch_size, device, shuffle, seed, drop_last, crop)
     return ArrayLoader(source, indices, batch_size, device, shuffle, seed, drop_last)
 
 
@@ -186,6 +194,8 @@ class _EpochOrder:
 
 class ArrayLoader(_EpochOrder):
     """Reads ``source.take`` batches on a background thread and moves them to the device."""
+
+    crops_done = False  # square images, cropped (if at all) by the augmentation
 
     def __init__(
         self,
@@ -302,19 +312,34 @@ class FfcvLoader(_EpochOrder):
         shuffle: bool,
         seed: int,
         drop_last: bool,
+        crop: Crop | None = None,
     ) -> None:
         from ffcv.fields.basics import IntDecoder
-        from ffcv.fields.rgb_image import SimpleRGBImageDecoder
+        from ffcv.fields.rgb_image import (
+            CenterCropRGBImageDecoder,
+            RandomResizedCropRGBImageDecoder,
+            SimpleRGBImageDecoder,
+        )
         from ffcv.loader import Loader, OrderOption
         from ffcv.transforms import Squeeze, ToDevice, ToTensor, ToTorchImage
 
         super().__init__(indices, batch_size, shuffle, seed, drop_last)
         assert source.beton is not None
-        check_beton(source.beton, source.resolution, len(source))
+        square = check_beton(source.beton, source.resolution, len(source))
         device = torch.device(device)
         self.order, self.os_cache = ffcv_reading(
             source.beton.stat().st_size, available_memory(), shuffle
         )
+        side = (source.resolution, source.resolution)
+        # An aspect-kept beton is cropped as the authors' loader does: a random-resized crop
+        # for training, a ratio-1 centre crop otherwise.
+        if square:
+            decoder = SimpleRGBImageDecoder()
+        elif crop is not None:
+            decoder = RandomResizedCropRGBImageDecoder(side, scale=crop[0], ratio=crop[1])
+        else:
+            decoder = CenterCropRGBImageDecoder(side, ratio=1)
+        self.crops_done = not square and crop is not None
         self._loader = Loader(
             str(source.beton),
             batch_size=batch_size,
@@ -326,7 +351,7 @@ class FfcvLoader(_EpochOrder):
             drop_last=drop_last,
             pipelines={
                 "image": [
-                    SimpleRGBImageDecoder(),
+                    decoder,
                     ToTensor(),
                     ToDevice(device, non_blocking=True),
                     ToTorchImage(),  # (B, 3, H, W) view of channels-last memory
@@ -373,8 +398,9 @@ def _quasi_random_by_epoch(loader: Any) -> Any:
     return QuasiRandomByEpoch(loader)
 
 
-def check_beton(path: Path, resolution: int, count: int) -> None:
-    """Raise a DataError if a .beton holds another resolution or number of images."""
+def check_beton(path: Path, resolution: int, count: int) -> bool:
+    """True for a .beton of square images at ``resolution``, False for one that keeps aspect
+    ratios with no side above it; a DataError for another resolution or number of images."""
     from ffcv.reader import Reader
 
     reader = Reader(str(path))
@@ -383,9 +409,14 @@ def check_beton(path: Path, resolution: int, count: int) -> None:
         raise DataError(
             f"{path} holds {len(image)} images but its split has {count}; prepare it again"
         )
-    height, width = int(image["height"][0]), int(image["width"][0])
-    if (height, width) != (resolution, resolution):
+    heights, widths = image["height"], image["width"]
+    if (heights == resolution).all() and (widths == resolution).all():
+        return True
+    longest = int(max(heights.max(), widths.max()))
+    if longest != resolution:
+        height, width = int(heights[0]), int(widths[0])
         raise DataError(
             f"{path} was written at {height}x{width} but the dataset is "
             f"{resolution}x{resolution}; prepare it again"
         )
+    return False

@@ -6,6 +6,11 @@ interrupted run resumes by skipping the shards that exist. The final arrays are 
 ``.partial`` and moved into place; ``meta.json`` is written last and only then is the
 folder a dataset (sources refuse a folder without it). Unreadable images are skipped,
 non-RGB ones converted; both are counted and reported at the end, never fatal mid-way.
+
+ImageNet-21k's ``.beton`` stores what the authors' does (their dataset_to_beton.py,
+``RGBImageField(max_resolution=64)``): each image with its aspect ratio kept, the longer side
+resized to the resolution, so that crops are taken when images are loaded. The memory-mapped
+fallback stores square centre crops (docs/DEVIATIONS.md).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from scalelab.data.subsets import stratified_subset
 from scalelab.errors import DataError
 
 SHARD_SIZE = 1024
+BETON_ASPECT = "aspect ratio kept, longer side {r} pixels (FFCV RGBImageField(max_resolution={r}))"
 SKIPPED_LISTED = 100  # skipped files named in meta.json; the count is always exact
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -114,6 +120,7 @@ def prepare_imagenet21k(
         workers,
         progress,
         extra={"heldout_fraction": heldout_fraction, "heldout_seed": seed, "source": str(src)},
+        aspect_beton=True,
     )
     report.seconds = time.perf_counter() - started
     return report
@@ -222,7 +229,10 @@ def _prepare_files(
     progress: Progress | None,
     extra: dict,
     resize: bool = True,
+    aspect_beton: bool = False,
 ) -> PrepareReport:
+    """Decode the files of every split; ``aspect_beton`` writes the .beton from the files,
+    aspect ratio kept, instead of from the decoded squares."""
     staging = _staging(out)
     report = PrepareReport(name, out, resolution, len(classes), counts={})
     for split, listing in splits.items():
@@ -231,7 +241,10 @@ def _prepare_files(
         )
         report.counts[split] = kept
     policy = readers.RESIZE_POLICY.format(r=resolution) if resize else "none (native)"
-    _finish(report, classes, stats, workers, {**extra, "resize": policy})
+    extra = {**extra, "resize": policy}
+    if aspect_beton:
+        extra["beton_layout"] = BETON_ASPECT.format(r=resolution)
+    _finish(report, classes, stats, workers, extra, aspect_beton)
     return report
 
 
@@ -327,7 +340,7 @@ def _native_size(shards: list) -> int:
 def _decode_shard(task: tuple[Path, list[Path], np.ndarray, int | None]) -> int:
     """Decode one shard of files and write it atomically; returns the files it covered."""
     path, paths, labels, resolution = task
-    images, kept_labels, skipped = [], [], []
+    images, kept_labels, skipped, kept = [], [], [], []
     converted = 0
     for file, label in zip(paths, labels, strict=True):
         pixels, status = readers.decode_image(file, resolution)
@@ -337,6 +350,7 @@ def _decode_shard(task: tuple[Path, list[Path], np.ndarray, int | None]) -> int:
         converted += status == "converted"
         images.append(pixels)
         kept_labels.append(label)
+        kept.append(str(file))
     side = images[0].shape[0] if images else (resolution or 1)
     array = np.stack(images) if images else np.zeros((0, side, side, 3), np.uint8)
     partial = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
@@ -346,13 +360,19 @@ def _decode_shard(task: tuple[Path, list[Path], np.ndarray, int | None]) -> int:
         labels=np.asarray(kept_labels, dtype=np.int64),
         converted=converted,
         skipped=np.asarray(skipped, dtype=str),
+        kept=np.asarray(kept, dtype=str),  # the files behind `images`, for an aspect .beton
     )
     os.replace(partial, path)
     return len(paths)
 
 
 def _finish(
-    report: PrepareReport, classes: list[str], stats: dict, workers: int | None, extra: dict
+    report: PrepareReport,
+    classes: list[str],
+    stats: dict,
+    workers: int | None,
+    extra: dict,
+    aspect_beton: bool = False,
 ) -> None:
     """Write .beton files (with ffcv), move everything into place, then meta.json last."""
     from scalelab.data.loaders import ffcv_available
@@ -360,7 +380,9 @@ def _finish(
     staging = report.out / PARTIAL_DIR
     report.beton = ffcv_available()
     for split in report.counts:
-        if report.beton:
+        if report.beton and aspect_beton:
+            _write_aspect_beton(staging, split, report.resolution, workers)
+        elif report.beton:
             _write_beton(staging, split, workers)
     (staging / CLASSES_FILE).write_text(json.dumps(classes))
     for split in report.counts:
@@ -401,6 +423,43 @@ class _ArrayDataset:
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
         return np.ascontiguousarray(self.images[i]), int(self.labels[i])
+
+
+class _FileDataset:
+    """What ffcv's DatasetWriter reads: (native HWC uint8 image, int label) from the files."""
+
+    def __init__(self, paths: list[str], labels: np.ndarray) -> None:
+        self.paths, self.labels = paths, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        pixels, _ = readers.decode_image(Path(self.paths[i]), None)
+        if pixels is None:  # it decoded when its shard was written
+            raise DataError(f"{self.paths[i]} became unreadable during preparation; run again")
+        return pixels, int(self.labels[i])
+
+
+def _write_aspect_beton(staging: Path, split: str, resolution: int, workers: int | None) -> None:
+    """The split's .beton from its kept files, aspect ratio kept, longer side ``resolution``."""
+    from ffcv.fields import IntField, RGBImageField
+    from ffcv.writer import DatasetWriter
+
+    paths: list[str] = []
+    for shard in sorted(staging.glob(f"{split}-shard-*.npz")):
+        with np.load(shard) as data:
+            paths += [str(p) for p in data["kept"]]
+    labels = np.load(staging / f"{split}_labels.npy")
+    partial = staging / f"{split}.tmp.beton"
+    writer = DatasetWriter(
+        str(partial),
+        # The authors' field ("smart" with no threshold stores raw pixels, as "raw" does).
+        {"image": RGBImageField(write_mode="raw", max_resolution=resolution), "label": IntField()},
+        num_workers=max(1, min(workers or os.cpu_count() or 1, 16)),
+    )
+    writer.from_indexed_dataset(_FileDataset(paths, labels), chunksize=256)
+    os.replace(partial, staging / f"{split}.beton")
 
 
 def _write_beton(staging: Path, split: str, workers: int | None) -> None:

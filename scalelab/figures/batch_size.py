@@ -36,12 +36,13 @@ def batch_size_figure(runs: pd.DataFrame, target: str, method: str | None = None
             f"no batch-size study for target '{target}': no (model, N) was trained with two or "
             "more batch sizes; enqueue a grid with several train.batch_size values"
         )
-    errors = ErrorAxis(rows["error"], target)
+    errors = ErrorAxis(rows["error"], target, rows["method"].iloc[0])
     epochs = np.sort(pd.concat([s["epochs"] for _, s in studies]).unique())
     colour = plt.get_cmap("viridis")
     norm = LogNorm(vmin=epochs[0], vmax=epochs[-1] * 1.6)  # the map's last yellow is too pale
     with paper_style():
         fig, ax = plt.subplots(figsize=(4.0, 3.2), layout="constrained")
+        errors.note(ax)
         for index, (name, study) in enumerate(studies):
             for t, at_t in study.groupby("epochs", sort=True):
                 mean = at_t.groupby("batch_size", sort=True)["error"].mean()

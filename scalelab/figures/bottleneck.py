@@ -44,7 +44,7 @@ def fig7(
     """Left: each model's error (seed mean of its selected setting) at the largest N and T,
     with E(P). Right: each N's error with the largest model at its largest T, with E(N)."""
     rows = rows_for_target(runs, target, method)
-    errors = ErrorAxis(rows["error"], target)
+    errors = ErrorAxis(rows["error"], target, rows["method"].iloc[0])
     # The points the fit uses, chosen by the analysis' own rule, so the line fits the dots.
     data = PointArrays.from_points(select_points(rows, target))
     by_params, by_examples = params_law_points(data), examples_law_points(data)
@@ -75,6 +75,7 @@ def draw_bottleneck(
     symbol: str,
     errors: ErrorAxis,
 ) -> None:
+    errors.note(ax)
     ax.plot(
         points.x,
         errors(points.error),

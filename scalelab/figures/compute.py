@@ -105,7 +105,8 @@ def draw_compute_panel(
 
     Run lines carry gid "run", the fitted law "fit", the band "band", legend notes "note".
     """
-    errors = ErrorAxis(rows["error"], target)
+    errors = ErrorAxis(rows["error"], target, rows["method"].iloc[0])
+    errors.note(ax)
     cmap = plt.get_cmap(MODEL_CMAP)
     area = marker_area(rows["examples"])
 

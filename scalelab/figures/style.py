@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import LogFormatter, LogFormatterSciNotation
 
 from scalelab.analysis.points import select_points
+from scalelab.analysis.table import RIDGE_CAVEAT
 from scalelab.errors import FitError, PlotError
 
 FIT_PARTS = ("compute_law", "params_law", "examples_law", "allocation", "parametric")
@@ -110,7 +111,9 @@ class ErrorAxis:
     and are shown unscaled rather than as a misleading percentage.
     """
 
-    def __init__(self, errors: pd.Series, target: str) -> None:
+    def __init__(self, errors: pd.Series, target: str, method: str | None = None) -> None:
+        # Ridge numbers say in the legend that they are not the paper's (LION) protocol.
+        self.caveat = RIDGE_CAVEAT if method == "ridge" else None
         self.is_rate = bool((errors <= 1.0).all())
         self.factor = 100.0 if self.is_rate else 1.0
         name = target_label(target)
@@ -120,6 +123,11 @@ class ErrorAxis:
 
     def __call__(self, values: Any) -> np.ndarray:
         return np.asarray(values, dtype=float) * self.factor
+
+    def note(self, ax: Axes) -> None:
+        """The probe's caveat as the panel's first legend entry, if it has one."""
+        if self.caveat:
+            add_note(ax, self.caveat)
 
 
 def fit_part(fit: dict[str, Any] | None, key: str) -> dict[str, Any] | None:

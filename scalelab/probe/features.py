@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +11,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from scalelab.data import downstream_source, to_model_input
-from scalelab.data.loaders import evaluation_loader
+from scalelab.data import TrainAugment, downstream_source, make_loader, to_model_input
+from scalelab.data.augment import CROP_SCALE
+from scalelab.data.loaders import ArrayLoader, FfcvLoader, evaluation_loader
 from scalelab.data.sources import ImageSource
 from scalelab.errors import ProbeError
-from scalelab.probe.run import ProbeResult, run_probe
+from scalelab.probe.gradient import EpochBatches
+from scalelab.probe.run import ProbeResult, resolve_settings, run_probe
+
+# The crops of the authors' probe: finetune.py hands its training loader the parser defaults
+# --crop_scale [0.08, 1] and --crop_ratio [0.08, 1] (this ratio range, unlike pretraining's
+# (3/4, 4/3), looks copied from the scale's, but it is what their probe runs), plus flips.
+PROBE_CROP_RATIO = (0.08, 1.0)
 
 
 def _default_batch_size(device: torch.device) -> int:
@@ -50,7 +57,8 @@ def extract_features(
 ) -> tuple[Tensor, Tensor]:
     """(features float32 (n, D), labels int64 (n,)) of every example of `source`, on `device`.
 
-    Eval mode, no augmentation, the source's own mean/std, upscaled to the model's
+    Eval mode, no augmentation (for a square image this is the authors' ratio-1 centre crop),
+    the source's own mean/std, upscaled to the model's
     `resolution`. The model's train/eval mode is restored afterwards, so a worker can probe
     mid-training.
     """
@@ -73,6 +81,59 @@ def extract_features(
     return torch.cat(features), torch.cat(labels).to(torch.int64)
 
 
+def augmented_epochs(
+    model: nn.Module,
+    source: ImageSource,
+    *,
+    resolution: int,
+    device: str | torch.device,
+    batch_size: int,
+    seed: int,
+    indices: np.ndarray | None = None,
+) -> EpochBatches:
+    """Each call: one pass over `source` in a new order, pre-logits of augmented images.
+
+    The training side of the authors' probe: their loader's random-resized crops and flips
+    (no MixUp), the last partial batch dropped; the model stays frozen in eval mode.
+    """
+    device = torch.device(device)
+    indices = np.arange(len(source)) if indices is None else indices
+    loaders: list[ArrayLoader | FfcvLoader] = []  # made at the first epoch, after fit_lion's checks
+    augment = TrainAugment(
+        source.num_classes,
+        source.mean,
+        source.std,
+        resolution,
+        crop_scale=CROP_SCALE,
+        crop_ratio=PROBE_CROP_RATIO,
+        mixup=0.0,
+        label_smoothing=0.0,
+    )
+    generator = torch.Generator(device).manual_seed(seed)
+
+    def epoch() -> Iterator[tuple[Tensor, Tensor]]:
+        if not loaders:
+            loaders.append(
+                make_loader(
+                    source, indices, batch_size, device, shuffle=True, seed=seed, drop_last=True
+                )
+            )
+        was_training = model.training
+        model.eval()
+        try:
+            for x, y in loaders[0]:
+                # no_grad only around the forward pass: a `with` spanning the yield would
+                # switch gradients off in the caller's training step too.
+                with torch.no_grad():
+                    images = augment.images(x, generator)  # (B, 3, R, R)
+                    features = _prelogits(model, images).float()  # (B, D)
+                yield features, y.to(torch.int64)
+        finally:
+            model.train(was_training)
+
+    return epoch
+
+
 def probe_encoder(
     model: nn.Module,
     target: str,
@@ -93,9 +154,9 @@ def probe_encoder(
     start = time.perf_counter()
     settings = dict(settings or {})
     sizes = {split: settings.pop(f"{split}_examples", None) for split in ("train", "test")}
-    features = {}
+    features, sources = {}, {}
     for split, n in sizes.items():
-        source = downstream_source(target, split, resolution, data_root)
+        source = sources[split] = downstream_source(target, split, resolution, data_root)
         features[split] = extract_features(
             model,
             source,
@@ -106,8 +167,28 @@ def probe_encoder(
         num_classes = source.num_classes
     extract_seconds = time.perf_counter() - start
     (train_x, train_y), (test_x, test_y) = features["train"], features["test"]
+    augmented = None
+    options = resolve_settings(method, settings)
+    if options.get("augment"):  # the lion probe: fresh augmented training images every epoch
+        augmented = augmented_epochs(
+            model,
+            sources["train"],
+            resolution=resolution,
+            device=device,
+            batch_size=options["batch_size"],
+            seed=seed,
+            indices=_subset(sources["train"], sizes["train"], "train_examples"),
+        )
     result = run_probe(
-        train_x, train_y, test_x, test_y, num_classes, method, settings=settings, seed=seed
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        num_classes,
+        method,
+        settings=settings,
+        seed=seed,
+        augmented=augmented,
     )
     details = {
         **result.details,

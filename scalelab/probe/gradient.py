@@ -1,26 +1,48 @@
-"""The gradient-trained probes: `lion` (the paper's protocol) and `logreg` (an L-BFGS reference).
+"""The gradient-trained probes: `lion` (the authors' linear mode) and `logreg` (L-BFGS reference).
 
-Both train a linear layer with cross-entropy on standardised frozen features in float32,
-starting from zero so that the result depends on the seed only through the batch order.
+`lion` is the authors' `finetune.py --mode linear`, setting for setting: a fresh `nn.Linear`
+(PyTorch's default initialisation, seeded) on the raw pre-logits, LION, cross-entropy with
+label smoothing, gradient-norm clipping, the last partial batch dropped, and (``augment``)
+freshly augmented training images every epoch. `logreg` trains a linear layer on
+standardised features from zero, so that its result depends on the seed only through the
+held-out split.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
+from scalelab.errors import ProbeError
 from scalelab.probe.linear import LinearClassifier, Standardiser, holdout_split, row_chunks
 from scalelab.train.lion import Lion
+
+# One pass over the training split, in a new order at each call: (features (B, D) float32,
+# labels (B,) int64) batches, the last partial batch dropped.
+EpochBatches = Callable[[], Iterable[tuple[Tensor, Tensor]]]
 
 
 def _zero_layer(dim: int, num_classes: int, device: torch.device) -> tuple[Tensor, Tensor]:
     weight = torch.zeros(dim, num_classes, device=device, requires_grad=True)  # (D, K)
     bias = torch.zeros(num_classes, device=device, requires_grad=True)  # (K,)
     return weight, bias
+
+
+def feature_batches(x: Tensor, y: Tensor, batch_size: int, seed: int) -> EpochBatches:
+    """Shuffled full batches of fixed features; each call draws the next epoch's order."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def epoch() -> Iterable[tuple[Tensor, Tensor]]:
+        order = torch.randperm(x.shape[0], generator=generator).to(x.device)
+        for start in range(0, x.shape[0] - batch_size + 1, batch_size):
+            rows = order[start : start + batch_size]
+            yield x[rows], y[rows]
+
+    return epoch
 
 
 def fit_lion(
@@ -33,27 +55,52 @@ def fit_lion(
     epochs: int,
     batch_size: int,
     weight_decay: float,
+    label_smoothing: float,
+    clip: float,
+    augment: bool,
+    augmented: EpochBatches | None = None,
 ) -> tuple[LinearClassifier, dict[str, Any]]:
-    """Appendix A.3 of the paper: a linear layer trained with LION on the frozen features."""
-    standardiser = Standardiser.fit(x)
-    weight, bias = _zero_layer(x.shape[1], num_classes, x.device)
-    optimizer = Lion([weight, bias], lr=lr, weight_decay=weight_decay)
-    generator = torch.Generator().manual_seed(seed)
-    n = x.shape[0]
+    """The authors' linear probe on features x (n, D); ``augmented`` gives augmented epochs.
+
+    Without augmentation every epoch reshuffles the fixed features x. With it, x only sets
+    the feature dimension and ``augmented`` (built from the images by `probe_encoder`)
+    supplies each epoch's features.
+    """
+    if augment and augmented is None:
+        raise ProbeError(
+            "the lion probe's augment = true needs the training images, not features; "
+            "probe an encoder (scalelab probe, probe_encoder) or set settings.augment = false"
+        )
+    if x.shape[0] < batch_size:
+        raise ProbeError(
+            f"the training split has {x.shape[0]} examples, no full batch of {batch_size} "
+            "(the lion probe drops the last partial batch, as the authors' loader does); "
+            "lower settings.batch_size"
+        )
+    batches = augmented if augment and augmented else feature_batches(x, y, batch_size, seed)
+    with torch.random.fork_rng(devices=[]):  # a seeded default init, global RNG untouched
+        torch.manual_seed(seed)
+        head = nn.Linear(x.shape[1], num_classes)  # weight (K, D), bias (K,)
+    head = head.to(x.device)
+    optimizer = Lion(head.parameters(), lr=lr, weight_decay=weight_decay)
     epoch_loss = torch.zeros((), device=x.device)  # summed over the last epoch's examples
+    seen = 0
     for _ in range(epochs):
-        order = torch.randperm(n, generator=generator).to(x.device)
         epoch_loss.zero_()
-        for start in range(0, n, batch_size):
-            rows = order[start : start + batch_size]
-            z = standardiser.apply(x[rows], torch.float32)  # (B, D)
-            loss = F.cross_entropy(z @ weight + bias, y[rows])
-            optimizer.zero_grad(set_to_none=True)
+        seen = 0
+        for features, labels in batches():
+            loss = F.cross_entropy(head(features), labels, label_smoothing=label_smoothing)
             loss.backward()
+            if clip > 0:  # the authors' `if args.clip > 0`
+                nn.utils.clip_grad_norm_(head.parameters(), clip)
             optimizer.step()
-            epoch_loss += loss.detach() * rows.shape[0]
-    details = {"final_train_loss": float(epoch_loss) / n}
-    return LinearClassifier(standardiser, weight.detach(), bias.detach()), details
+            optimizer.zero_grad(set_to_none=True)
+            epoch_loss += loss.detach() * labels.shape[0]
+            seen += labels.shape[0]
+    raw = Standardiser.identity(x.shape[1], x.device)  # the authors probe raw pre-logits
+    classifier = LinearClassifier(raw, head.weight.detach().T, head.bias.detach())
+    details = {"final_train_loss": float(epoch_loss) / max(seen, 1), "standardised": False}
+    return classifier, details
 
 
 def _lbfgs(

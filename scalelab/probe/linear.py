@@ -1,9 +1,10 @@
 """What every probe method produces: a linear classifier over standardised features.
 
 Features are standardised with the mean and standard deviation of the training split, so a
-probe's result does not depend on the arbitrary scale of an encoder's pre-logits (LION's
-sign updates and an L2 penalty both would). Large splits (ImageNet-1k: 1.28M rows) are
-processed a chunk of rows at a time, so no full float64 copy of the features is ever made.
+probe's result does not depend on the arbitrary scale of an encoder's pre-logits (an L2
+penalty would); the `lion` probe, the authors' protocol, uses the identity map instead.
+Large splits (ImageNet-1k: 1.28M rows) are processed a chunk of rows at a time, so no full
+float64 copy of the features is ever made.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ class Standardiser:
             count += m
         std = (squares / count).sqrt()
         return cls(mean=mean, scale=torch.where(std > 0, std, torch.ones_like(std)))
+
+    @classmethod
+    def identity(cls, dim: int, device: torch.device) -> Standardiser:
+        """The map that leaves features as they are (the authors' probe sees raw pre-logits)."""
+        zeros = torch.zeros(dim, dtype=torch.float64, device=device)
+        return cls(mean=zeros, scale=torch.ones_like(zeros))
 
     def apply(self, x: Tensor, dtype: torch.dtype) -> Tensor:
         """(n, D) features → (n, D) standardised features in `dtype`."""

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from scalelab.errors import ProbeError
-from scalelab.probe.gradient import fit_lion, fit_logreg
+from scalelab.probe.gradient import EpochBatches, fit_lion, fit_logreg
 from scalelab.probe.linear import LinearClassifier
 from scalelab.probe.ridge import DEFAULT_PENALTIES, fit_ridge
 
@@ -43,6 +43,14 @@ def _fraction(v: Any) -> bool:
     return _positive(v) and v < 1
 
 
+def _smoothing(v: Any) -> bool:
+    return _non_negative(v) and v < 1
+
+
+def _bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
 def _positive_list(v: Any) -> bool:
     is_list = isinstance(v, Sequence) and not isinstance(v, str)
     return is_list and len(v) > 0 and all(map(_positive, v))
@@ -59,6 +67,7 @@ class _Setting:
 class _Method:
     fit: Callable[..., tuple[LinearClassifier, dict[str, Any]]]
     settings: dict[str, _Setting]
+    augments: bool = False  # fit takes `augmented`: epochs of features of augmented images
 
 
 METHODS: dict[str, _Method] = {
@@ -69,14 +78,20 @@ METHODS: dict[str, _Method] = {
             "holdout": _Setting(0.1, _fraction, "a fraction in (0, 1)"),
         },
     ),
+    # The authors' `finetune.py --mode linear` (paper A.3): LION at lr 1e-5 for 50 epochs, and
+    # the defaults of their get_finetune_parser for the rest.
     "lion": _Method(
         fit_lion,
         {
             "lr": _Setting(1e-5, _positive, "a number > 0"),
-            "epochs": _Setting(50, _positive_int, "an integer > 0"),
-            "batch_size": _Setting(256, _positive_int, "an integer > 0"),
             "weight_decay": _Setting(0.0, _non_negative, "a number >= 0"),
+            "epochs": _Setting(50, _positive_int, "an integer > 0"),
+            "batch_size": _Setting(4096, _positive_int, "an integer > 0"),
+            "label_smoothing": _Setting(0.3, _smoothing, "a number in [0, 1)"),
+            "clip": _Setting(1.0, _non_negative, "a number >= 0 (0: no clipping)"),
+            "augment": _Setting(True, _bool, "true or false"),
         },
+        augments=True,
     ),
     "logreg": _Method(
         fit_logreg,
@@ -160,11 +175,13 @@ def run_probe(
     method: str = "ridge",
     settings: Mapping[str, Any] | None = None,
     seed: int = 0,
+    augmented: EpochBatches | None = None,
 ) -> ProbeResult:
     """Fit a linear probe on (train_x (n, D), train_y (n,)) and return its test error.
 
-    The probe runs on the device of train_x; every method standardises the features with the
-    training split's mean and standard deviation first.
+    The probe runs on the device of train_x; `ridge` and `logreg` standardise the features
+    with the training split's mean and standard deviation first, `lion` (the authors') does
+    not. `augmented` supplies the `lion` probe's augmented epochs (see `probe_encoder`).
 
     Example: run_probe(train_feats, train_labels, test_feats, test_labels, 10, method="ridge")
     """
@@ -190,9 +207,11 @@ def run_probe(
             f"the training split has only one class ({int(present[0])}); a probe needs at "
             "least two classes, use a larger or stratified training split"
         )
-    classifier, fitted = spec.fit(train_x, train_y, num_classes, seed=seed, **options)
+    images = {"augmented": augmented} if spec.augments else {}
+    classifier, fitted = spec.fit(train_x, train_y, num_classes, seed=seed, **options, **images)
     error = classifier.error(test_x, test_y)
     details = {
+        "standardised": True,
         **options,
         **fitted,
         "seed": seed,
@@ -200,6 +219,5 @@ def run_probe(
         "test_examples": int(test_x.shape[0]),
         "feature_dim": int(train_x.shape[1]),
         "num_classes": num_classes,
-        "standardised": True,
     }
     return ProbeResult(error, method, details, time.perf_counter() - start)

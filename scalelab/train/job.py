@@ -6,8 +6,12 @@ it stopped. Checkpoints live in ``workdir/study-<database id>/job-<job id>`` and
 provenance (study, job, config hash, scalelab version, git commit and dirty flag): a file is
 resumed from only when all of it matches, so a study never trains on another study's weights
 or on weights made by other code. Data order is a function of (seed, epoch) and the
-augmentation generator's state is checkpointed, so on the CPU a resumed run reproduces an
-uninterrupted one exactly.
+augmentation generators' states (the device one for crops and flips, the host one for MixUp
+weights) are checkpointed, so on the CPU a resumed run reproduces an uninterrupted one exactly.
+
+As the authors' loader, an epoch is N // batch_size steps: the last partial batch is dropped
+(Eq. 4 still counts C = FLOP(f)·3·N·T). Each step's loss is read back one step late, so the
+host never waits for the device between steps.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from scalelab.data import (
     stratified_subset,
     to_model_input,
 )
+from scalelab.data.augment import CROP_RATIO
 from scalelab.data.sources import check_labels
+from scalelab.errors import DataError
 from scalelab.flops import model_cost
 from scalelab.grid import config_hash
 from scalelab.models import build_model
@@ -46,7 +52,6 @@ from scalelab.store.results import (
     stored_checkpoints,
 )
 from scalelab.train import checkpoint
-from scalelab.train.device import synchronize
 from scalelab.train.rng import generator_state, restore_generator
 from scalelab.train.schedule import lr_factor
 from scalelab.train.step import TrainStep, make_optimizer
@@ -82,6 +87,8 @@ class TrainState:
     loss_count: int = 0
     last_epoch_loss: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The last step's loss, still on the device: (batch index, () tensor), read one step late.
+    pending_loss: tuple[int, torch.Tensor] | None = None
 
 
 def _order_seed(seed: int) -> int:
@@ -125,9 +132,19 @@ class JobRunner:
             # A fresh compile cache per job: cached graphs of earlier jobs' models would count
             # towards the recompile limit, after which dynamo quietly runs eager.
             torch._dynamo.reset()
+        tc = self.train_cfg
+        # Jobs enqueued before these keys existed hold neither: they mean these values.
+        self.precision = str(tc.get("precision", "tf32"))
+        crop_ratio = tuple(tc.get("crop_ratio", CROP_RATIO))
+        self.batch_size = int(tc["batch_size"])
+        self.steps_per_epoch = self.examples // self.batch_size  # the last partial one dropped
+        if self.steps_per_epoch == 0:
+            raise DataError(
+                f"N = {self.examples} makes no full batch of {self.batch_size} (the last partial "
+                "batch is dropped, as the authors' loader does); lower [train] batch_size"
+            )
         torch.manual_seed(self.seed)
         self.model = build_model(cfg["model"], self.classes, self.resolution).to(device)
-        tc = self.train_cfg
         self.optimizer = make_optimizer(
             self.model, tc["optimizer"], tc["lr"], tc["weight_decay"], (tc["beta1"], tc["beta2"])
         )
@@ -136,6 +153,7 @@ class JobRunner:
             self.optimizer,
             device=device,
             accumulation_steps=int(tc["accumulation_steps"]),
+            precision=self.precision,
             compile=bool(tc["compile"]),
         )
         self.source = pretraining_source(cfg["dataset"], "train", self.resolution)
@@ -145,6 +163,7 @@ class JobRunner:
             check_labels(split, self.classes)
         n_held = min(int(tc["heldout_examples"]), len(self.heldout))
         self.heldout_idx = stratified_subset(self.heldout.labels, n_held, 0)
+        self.crop = (tuple(tc["crop_scale"]), crop_ratio)  # FFCV takes it on an aspect beton
         self.augment = TrainAugment(
             self.classes,
             self.source.mean,
@@ -152,13 +171,13 @@ class JobRunner:
             self.resolution,
             flip=bool(tc["flip"]),
             crop_scale=tuple(tc["crop_scale"]),
+            crop_ratio=crop_ratio,
             mixup=float(tc["mixup"]),
             label_smoothing=float(tc["label_smoothing"]),
         )
-        self.generator = torch.Generator(device=device)
+        self.generator = torch.Generator(device=device)  # crops, flips, MixUp pairs
         self.generator.manual_seed(self.seed)
-        self.batch_size = int(tc["batch_size"])
-        self.steps_per_epoch = math.ceil(self.examples / self.batch_size)
+        self.host_generator = torch.Generator().manual_seed(self.seed)  # MixUp weights
         self._train_loader: Any = None  # built on the first epoch trained, kept for the job
         self._heldout_loader: Any = None
 
@@ -169,10 +188,13 @@ class JobRunner:
         return self.dir / ("latest.pt" if batches else f"T{epochs}.pt")
 
     def _save(self, state: TrainState, path: Path) -> None:
+        self._settle(state)  # the saved position's losses are all counted
         checkpoint.save_atomic(
             {
                 "config": self.cfg,
                 "provenance": self.provenance,
+                "precision": self.precision,
+                "steps_per_epoch": self.steps_per_epoch,
                 "position": list(state.position),
                 "wall_seconds": state.wall_seconds,
                 "loss_sum": state.loss_sum,
@@ -181,6 +203,7 @@ class JobRunner:
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 **generator_state(self.generator),
+                "host_generator": self.host_generator.get_state(),  # a CPU one: any device
             },
             path,
         )
@@ -221,6 +244,8 @@ class JobRunner:
         position = (int(saved["position"][0]), int(saved["position"][1]))
         if note := restore_generator(self.generator, saved, self.seed, position):
             print(note, file=sys.stderr, flush=True)
+        if "host_generator" in saved:  # absent from checkpoints written before it existed
+            self.host_generator.set_state(saved["host_generator"])
         return TrainState(
             position=position,
             wall_seconds=float(saved["wall_seconds"]),
@@ -313,6 +338,26 @@ class JobRunner:
             self._save(state, self.dir / "latest.pt")
             raise Stopped(reason)
 
+    def _settle(self, state: TrainState) -> float | None:
+        """Read back the pending step's loss (waiting for it) and count it; None if none.
+
+        Raises Diverged if it is NaN or infinite: the step after it has run by then, and
+        nothing after it is saved.
+        """
+        if state.pending_loss is None:
+            return None
+        batch, tensor = state.pending_loss
+        state.pending_loss = None
+        loss = float(tensor)
+        if not math.isfinite(loss):
+            raise Diverged(
+                f"loss became {loss} at epoch {state.position[0] + 1}, step {batch + 1}; "
+                "lower the learning rate"
+            )
+        state.loss_sum += loss
+        state.loss_count += 1
+        return loss
+
     def _train_epoch(self, state: TrainState) -> None:
         epoch, skip = state.position
         tc = self.train_cfg
@@ -324,7 +369,8 @@ class JobRunner:
                 self.device,
                 shuffle=True,
                 seed=_order_seed(self.seed),
-                drop_last=False,
+                drop_last=True,
+                crop=self.crop,
             )
         loader = self._train_loader
         loader.epoch = epoch  # the order is a function of (seed, epoch): resumes stay exact
@@ -337,18 +383,16 @@ class JobRunner:
             factor = lr_factor(progress, self.train_epochs, tc["schedule"], tc["warmup_epochs"])
             for group in self.optimizer.param_groups:
                 group["lr"] = tc["lr"] * factor
-            x, y_soft = self.augment(x_u8, y, self.generator)  # (B, 3, R, R), (B, K)
-            loss = self.step(x, y_soft)
-            synchronize(self.device)  # CUDA runs ahead of the host: time the step, not its launch
+            x, y_soft = self.augment(
+                x_u8, y, self.generator, self.host_generator, crop=not loader.crops_done
+            )
+            loss = self.step(x, y_soft)  # () on the device; x (B, 3, R, R), y_soft (B, K)
+            # Waits for the step before, not this one: with that wait inside each step's time,
+            # the steps' times add up to the epoch's (no per-step synchronize needed).
+            previous = self._settle(state)
+            state.pending_loss = (batch, loss)
             elapsed = time.perf_counter() - start
-            if not math.isfinite(loss):
-                raise Diverged(
-                    f"loss became {loss} at epoch {epoch + 1}, step {batch + 1}; "
-                    "lower the learning rate"
-                )
             state.wall_seconds += elapsed
-            state.loss_sum += loss
-            state.loss_count += 1
             state.position = (epoch, batch + 1)
             self.control.progress(
                 {
@@ -357,7 +401,7 @@ class JobRunner:
                     "epochs": self.train_epochs,
                     "batch": batch + 1,
                     "batches": self.steps_per_epoch,
-                    "loss": loss,
+                    "loss": previous,  # the step before's: this one is still running
                     "images_per_s": x.shape[0] / elapsed if elapsed else 0.0,
                 }
             )
@@ -365,6 +409,9 @@ class JobRunner:
             if time.monotonic() - last_save > self.control.checkpoint_every_s:
                 self._save(state, self.dir / "latest.pt")
                 last_save = time.monotonic()
+        start = time.perf_counter()
+        self._settle(state)  # waits for the epoch's last step, whose time is the epoch's too
+        state.wall_seconds += time.perf_counter() - start
         state.last_epoch_loss = state.loss_sum / max(state.loss_count, 1)
         state.position, state.loss_sum, state.loss_count = (epoch + 1, 0), 0.0, 0
 

@@ -1,10 +1,12 @@
 """One optimisation step on one batch, the same on a CPU and a GPU.
 
 The training loop hands `TrainStep` an augmented batch (float images, soft targets after
-MixUp and label smoothing) and gets the mean loss back. On CUDA the forward pass runs
-under bf16 autocast with TF32 matmuls for the float32 parts; a batch larger than memory is
-split into micro-batches whose gradients add up to the full batch's (gradient accumulation),
-so the paper's batch of 16,384 fits any GPU.
+MixUp and label smoothing) and gets the mean loss back as a device tensor: reading it on the
+host would make every step wait for the device, so the loop reads it one step late. The
+precision is the authors' by default, float32 with TF32 matmuls on CUDA (`"tf32"`; plain
+float32 on a CPU); `"bf16"` opts into bf16 autocast. A batch larger than memory is split into
+micro-batches whose gradients add up to the full batch's (gradient accumulation), so the
+paper's batch of 16,384 fits any GPU.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from torch import nn
 from torch.optim import Optimizer
 
 from scalelab.errors import GridError
+from scalelab.grid import OPTIMIZERS, PRECISIONS
 from scalelab.train.device import keep_freed_memory_for_reuse
 from scalelab.train.lion import Lion
-
-OPTIMIZERS = ("lion", "adamw", "sgd")
 
 
 class TrainStep:
@@ -29,31 +30,36 @@ class TrainStep:
         *,
         device: torch.device | str,
         accumulation_steps: int = 1,
-        bf16: bool | None = None,
+        precision: str = "tf32",
         compile: bool = False,
     ) -> None:
         if accumulation_steps < 1:
             raise ValueError(f"accumulation_steps must be at least 1, got {accumulation_steps}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.model = model
         self.optimizer = optimizer
         self.device = torch.device(device)
         self.accumulation_steps = accumulation_steps
-        # bf16 by default on CUDA only. On a CPU it is opt-in: emulated (slower than float32)
-        # without AVX512-BF16/AMX, and even where it is faster (1.5x on a Zen 4 here) a CPU run
-        # would otherwise not reproduce the float32 reference numbers.
-        self.bf16 = self.device.type == "cuda" if bf16 is None else bf16
+        self.precision = precision
+        # bf16 is opt-in everywhere: the authors train in float32 with TF32 matmuls, and on a
+        # CPU bf16 is emulated (slower than float32) without AVX512-BF16/AMX.
+        self.bf16 = precision == "bf16"
         if self.device.type == "cpu":
             keep_freed_memory_for_reuse()
         if self.device.type == "cuda":
-            # TF32 for what autocast leaves in float32 (e.g. the loss): 8x the float32 rate.
+            # TF32 matmuls for float32 (the authors' `allow_tf32 = True`): 8x the float32 rate.
             # The allow_tf32 flags, not fp32_precision: once the newer API is set, every later
             # read of the older one (other libraries, inductor) raises a RuntimeError.
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.forward = torch.compile(model) if compile else model
 
-    def __call__(self, x: torch.Tensor, y_soft: torch.Tensor) -> float:
-        """Update the model on x (B, 3, R, R) float and y_soft (B, K); return the mean loss."""
+    def __call__(self, x: torch.Tensor, y_soft: torch.Tensor) -> torch.Tensor:
+        """Update the model on x (B, 3, R, R) float and y_soft (B, K); the mean loss, () tensor.
+
+        The loss stays on the device: `.item()` here would wait for the step to finish.
+        """
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         batch = x.shape[0]
@@ -68,7 +74,7 @@ class TrainStep:
             loss.backward()
             total += loss.detach()
         self.optimizer.step()
-        return total.item()
+        return total
 
 
 def soft_cross_entropy(logits: torch.Tensor, y_soft: torch.Tensor) -> torch.Tensor:

@@ -130,11 +130,12 @@ def _progress_printer(lease: Lease, label: str) -> Callable[[dict[str, Any]], No
             print(f"[{label}] job {lease.job_id}: evaluating T={info['epoch']}", flush=True)
             return
         done = (info["epoch"] - 1 + info["batch"] / info["batches"]) / info["epochs"]
+        loss = "…" if info["loss"] is None else f"{info['loss']:.4f}"  # read one step late
         print(
             f"[{label}] job {lease.job_id} {lease.config['model']} N={lease.config['examples']} "
             f"{_bar(done)} {done:4.0%} "
             f"epoch {info['epoch']}/{info['epochs']} step {info['batch']}/{info['batches']} "
-            f"loss {info['loss']:.4f} {info['images_per_s']:,.0f} img/s",
+            f"loss {loss} {info['images_per_s']:,.0f} img/s",
             flush=True,
         )
 
