@@ -138,7 +138,7 @@ def enqueue(
                 "new_targets": report.new_targets,
                 "total_pflops": report.total_compute / 1e15,
                 "new_pflops": report.new_compute / 1e15,
-                "recipe": plan.recipe,
+                "recipe": report.recipe,
                 "models": [
                     {
                         "model": m.model,

@@ -51,4 +51,4 @@ def test_labels_beyond_the_grids_classes_fail_the_job_before_training(
         "prepared has 3 classes (labels 0..2) but the grid's classes = 2; set classes = 3 in "
         "the grid (or leave it out) and enqueue it again"
     )
-    assert not list((tmp_path / "work").glob("*/*.pt"))  # nothing trained
+    assert not list((tmp_path / "work").rglob("*.pt"))  # nothing trained

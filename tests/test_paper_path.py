@@ -4,8 +4,10 @@ Raw data in the official on-disk layouts (an ImageNet-21k-style JPEG tree with g
 corrupt files, CIFAR-10 and CIFAR-100 pickles) -> `scalelab prepare` -> `enqueue` a grid over
 the prepared folder with those real probe targets -> real `run-worker` processes -> `fit` ->
 `plot`. Twice: through FFCV's loader and through the memory-mapped one
-(SCALELAB_LOADER=ffcv / array). The two loaders deliver the same images in the same order, so
-the two studies must agree record for record, not only in shape.
+(SCALELAB_LOADER=ffcv / array). The FFCV beton keeps each image's aspect ratio and crops at
+load, as the authors' loader does; the memory map stores squares (docs/DEVIATIONS.md), so the
+two studies train on different pixels: they must agree in shape and in every number that does
+not depend on the pixels (compute, parameters, FLOP(f), steps), not in the errors.
 
 Kept small for CI: one model, two N, two T (4 checkpoints per target), so `fit` refuses the
 4-parameter compute law with its one-line reason (5 frontier points needed) and `plot` draws
@@ -143,9 +145,10 @@ def test_ffcv_and_memmap_studies_finish_with_the_same_records(prepared: Path) ->
     assert ffcv["error"].between(0, 1).all() and ffcv["train_loss"].gt(0).all()
     assert list(ffcv.columns) == list(memmap.columns)
     pd.testing.assert_frame_equal(ffcv[key], memmap[key])
-    # The same images in the same order through either loader: the same training, bit for bit.
-    for column in ("error", "upstream_error", "train_loss", "compute", "params", "flops"):
+    for column in ("compute", "params", "flops", "batch_size"):
         pd.testing.assert_series_equal(ffcv[column], memmap[column])
+    for study in (ffcv, memmap):
+        assert study["upstream_error"].between(0, 1).all()
     assert fit_and_plot(ffcv_db, prepared / "ffcv" / "plots") == fit_and_plot(
         memmap_db, prepared / "array" / "plots"
     )

@@ -58,7 +58,7 @@ def test_an_epoch_drops_the_last_partial_batch_and_records_its_steps(tmp_path: P
     steps = [info for info in seen if info["phase"] == "train"]
     assert [info["batch"] for info in steps] == [1, 2, 3]
     assert {info["batches"] for info in steps} == {3}
-    saved = checkpoint.load(next(tmp_path.glob("*/T1.pt")))
+    saved = checkpoint.load(next(tmp_path.rglob("T1.pt")))
     assert saved["steps_per_epoch"] == 3 and saved["loss_count"] == 0  # reset at the epoch end
     assert saved["precision"] == "tf32"  # the run's precision, beside its weights
     with session_scope(job.engine, write=False) as session:
@@ -97,7 +97,7 @@ def test_the_loss_is_read_one_step_late_and_nan_names_its_own_step(tmp_path: Pat
     assert all(isinstance(loss, torch.Tensor) and loss.ndim == 0 for loss in calls)
     losses = [info["loss"] for info in seen if info["phase"] == "train"]
     assert losses[0] is None and losses[1] == pytest.approx(float(calls[0]))
-    assert not list(tmp_path.glob("*/latest.pt"))  # nothing after the NaN is saved
+    assert not list(tmp_path.rglob("latest.pt"))  # nothing after the NaN is saved
 
 
 def _hash_before_new_keys(config: dict) -> str:

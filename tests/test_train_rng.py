@@ -58,7 +58,7 @@ def test_a_job_checkpointed_on_cuda_resumes_on_the_cpu(tmp_path: Path) -> None:
     db = str(tmp_path / "runs.db")
     enqueue(tiny_grid(tmp_path, epochs="[1]"), db)
     assert run_worker_here(db, tmp_path).exit_code == 0
-    (t1,) = (tmp_path / "work").glob("*/T1.pt")
+    (t1,) = (tmp_path / "work").rglob("T1.pt")
     saved = checkpoint.load(t1)
     assert saved["generator_device"] == "cpu"
     # As if the job had run on a GPU: a 16-byte state that a CPU generator cannot take.

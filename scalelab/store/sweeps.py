@@ -44,6 +44,7 @@ class EnqueueReport:
     new_targets: list[str] = field(default_factory=list)  # targets those jobs will be probed on
     models: list[ModelPlan] = field(default_factory=list)
     isoflop: list[Any] = field(default_factory=list)  # the grid's IsoFLOP rows (grid.isoflop)
+    recipe: dict[str, Any] = field(default_factory=dict)  # the resolved recipe (grid.recipe)
 
     @property
     def total_compute(self) -> float:
@@ -130,7 +131,9 @@ def _extend(
     dry_run: bool,
 ) -> EnqueueReport:
     """The report of enqueuing ``grid`` over ``existing`` jobs, applied when ``session``."""
-    report = EnqueueReport(sweep=grid.name, dry_run=dry_run, isoflop=list(grid.isoflop))
+    report = EnqueueReport(
+        sweep=grid.name, dry_run=dry_run, isoflop=list(grid.isoflop), recipe=grid.recipe
+    )
     plans: dict[str, ModelPlan] = {}
     new_targets: set[str] = set()
     # Largest jobs first (claims follow ids): K workers then finish close together
