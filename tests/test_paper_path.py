@@ -149,6 +149,7 @@ def test_ffcv_and_memmap_studies_finish_with_the_same_records(prepared: Path) ->
         pd.testing.assert_series_equal(ffcv[column], memmap[column])
     for study in (ffcv, memmap):
         assert study["upstream_error"].between(0, 1).all()
-    assert fit_and_plot(ffcv_db, prepared / "ffcv" / "plots") == fit_and_plot(
-        memmap_db, prepared / "array" / "plots"
-    )
+    # The refusals name frontier points, which depend on the errors: compare only the codes.
+    ffcv_fits = fit_and_plot(ffcv_db, prepared / "ffcv" / "plots")
+    memmap_fits = fit_and_plot(memmap_db, prepared / "array" / "plots")
+    assert [code for code, _ in ffcv_fits] == [code for code, _ in memmap_fits]
