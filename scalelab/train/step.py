@@ -53,6 +53,7 @@ class TrainStep:
             # read of the older one (other libraries, inductor) raises a RuntimeError.
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
+        self.compiled = compile
         self.forward = torch.compile(model) if compile else model
 
     def __call__(self, x: torch.Tensor, y_soft: torch.Tensor) -> torch.Tensor:
@@ -66,6 +67,11 @@ class TrainStep:
         steps = min(self.accumulation_steps, batch)  # never an empty micro-batch
         total = torch.zeros((), device=x.device)
         for x_micro, y_micro in zip(x.tensor_split(steps), y_soft.tensor_split(steps), strict=True):
+            if self.compiled:
+                # Uneven micro-batches (B not divisible by the steps) and another job's batch
+                # would each compile a new static graph; one graph dynamic in b serves them all
+                # ("maybe": a micro-batch of one image stays specialised instead of raising).
+                torch._dynamo.maybe_mark_dynamic(x_micro, 0)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 logits, _ = self.forward(x_micro)  # (b, K)
             # Weighted so that the summed gradients equal those of the mean over the batch.
