@@ -122,7 +122,7 @@ def optuna_run(url: str, processes: int, jobs: int, tmp: str) -> Outcome:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="50 jobs instead of 500")
+    parser.add_argument("--quick", action="store_true", help="50 jobs instead of 300")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--optuna-worker", nargs=5, metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -130,7 +130,7 @@ def main() -> None:
         url, study, jobs, out, start_at = args.optuna_worker
         optuna_worker(url, study, int(jobs), out, float(start_at))
         return
-    jobs = 50 if args.quick else 500
+    jobs = 50 if args.quick else 300
     backends = ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
     load_before = os.getloadavg()[0]
     rows, errors = [], {}
