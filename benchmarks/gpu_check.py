@@ -54,13 +54,13 @@ def sizes(quick: bool, device: torch.device) -> dict:
             repeats=2,
             matmul=512,
             compile=False,
-            loader_images=1024,
-            loader_batch=256,
-            loader_batches=3,
+            loader_images=512,
+            loader_batch=128,
+            loader_batches=2,
             probe=(5_000, 1_000, 64, 10),
             worker_model="B-1/Wi-64",
-            worker_examples=1024,
-            worker_batch=256,
+            worker_examples=512,
+            worker_batch=128,
             probe_examples=(1000, 500),
         )
     return dict(
