@@ -54,7 +54,12 @@ test: $(VENV)/.ffcv
 test-all: $(VENV)/.ffcv
 	$(BIN)/python -m pytest -q -m ''
 
-bench: $(VENV)/.ffcv
+# The peers that benchmarks/bench_peer_*.py compare with (chinchilla, optuna, scikit-learn).
+$(VENV)/.bench: $(VENV)/.ffcv
+	$(BIN)/pip install -q -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/run_all.py
 
 lint: $(VENV)/.installed

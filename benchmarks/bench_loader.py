@@ -48,10 +48,14 @@ def prepared_folder(root: Path, n: int) -> Path:
     return root / "bench"
 
 
-def loader_rate(loader, augment: TrainAugment, batches: int, repeats: int) -> float:
-    """Median images/s over ``repeats`` passes of ``batches`` batches, augmentation included."""
-    generator = torch.Generator().manual_seed(0)
+def loader_rate(
+    loader, augment: TrainAugment, batches: int, repeats: int, device: torch.device | str = "cpu"
+) -> float:
+    """Median images/s over ``repeats`` passes of ``batches`` batches, augmentation included
+    (on ``device``, the loader's: its generator draws crops, flips and MixUp pairs there)."""
+    generator = torch.Generator(device).manual_seed(0)
     host = torch.Generator().manual_seed(1)  # MixUp weights
+    on_cuda = torch.device(device).type == "cuda"
     rates = []
     for repeat in range(repeats + 1):  # the first pass warms up (numba compile, page cache)
         start, seen = time.perf_counter(), 0
@@ -60,6 +64,8 @@ def loader_rate(loader, augment: TrainAugment, batches: int, repeats: int) -> fl
             seen += len(images)
             if step + 1 == batches:
                 break
+        if on_cuda:
+            torch.cuda.synchronize(device)  # the batches' kernels are done, not just queued
         if repeat:
             rates.append(seen / (time.perf_counter() - start))
     return statistics.median(rates)

@@ -59,7 +59,12 @@ def seconds(fn: Callable[[], object], device: torch.device) -> float:
 
 
 def matmul_probe(device: torch.device, dtype: torch.dtype, n: int) -> Callable[[], float]:
-    """A function that times one n x n x n matmul and returns multiply-accumulates per second."""
+    """A function that times one n x n x n matmul and returns multiply-accumulates per second.
+
+    float32 on CUDA runs as TF32 (the flag TrainStep sets): the peak of the "tf32" precision.
+    """
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     calls = 1 if device.type == "cpu" else 20  # one GPU matmul is too short to time alone
@@ -79,13 +84,12 @@ def bench_model(
     repeats: int,
     matmul: Callable[[], float],
     compile: bool,
+    precision: str,
 ) -> Row:
     cost = model_cost(name, CLASSES, RESOLUTION)
     torch.manual_seed(0)
     model = build_model(name, CLASSES, RESOLUTION).to(device)
     optimizer = make_optimizer(model, "lion", lr=1e-5, weight_decay=1e-3)  # paper A.4
-    # The throughput measured is bf16's on CUDA (opt-in since training defaults to TF32).
-    precision = "tf32" if device.type == "cpu" else "bf16"
     step = TrainStep(model, optimizer, device=device, compile=compile, precision=precision)
     x = torch.randn(batch, 3, RESOLUTION, RESOLUTION, device=device)
     y = torch.softmax(torch.randn(batch, CLASSES, device=device), dim=1)
@@ -129,23 +133,25 @@ def main() -> None:
     device = resolve_device(args.device)
     batch = args.batch or (1024 if device.type == "cpu" else 16384)
     repeats = 3 if args.quick else 7
+    # The throughput measured is bf16's on CUDA (opt-in since training defaults to TF32).
+    precision = "tf32" if device.type == "cpu" else "bf16"
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
     matmul = matmul_probe(device, dtype, 4096 if device.type == "cpu" else 8192)
 
     rows = []
     for name in args.models:
-        row = bench_model(name, device, batch, repeats, matmul, args.compile)
+        row = bench_model(name, device, batch, repeats, matmul, args.compile, precision)
         print(f"{name}: {row.images_per_s:,.0f} images/s, MFU {row.mfu:.0%}", flush=True)
         rows.append(row)
 
     load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after the run"
-    precision = "float32" if device.type == "cpu" else "bf16 autocast, TF32"
+    precision_text = "float32" if device.type == "cpu" else "bf16 autocast, TF32"
     where = machine() if device.type == "cpu" else torch.cuda.get_device_name(device)
     lines = [
         f"## Training throughput and model FLOP utilisation ({device.type})",
         "",
         f"Machine: {where}; {load}. Batch {batch}, 64×64×3 input, {CLASSES:,}-class head, LION, "
-        f"{precision}{', torch.compile' if args.compile else ''}; medians over {repeats} "
+        f"{precision_text}{', torch.compile' if args.compile else ''}; medians over {repeats} "
         "steps after a warm-up. FLOPs in the paper's convention: one multiply-accumulate = "
         "one FLOP; a training step counts 3·FLOP(f) per image (Eq. 4). Baseline: a "
         f"{4096 if device.type == 'cpu' else 8192}² {str(dtype).removeprefix('torch.')} "
