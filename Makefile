@@ -1,6 +1,7 @@
 # scalelab: two commands set everything up on a fresh machine.
 #   make demo   install, then run the demo sweep on the embedded synthetic data end to end
-#   make test   install (FFCV's Debian packages included), then run the test suite
+#   make test   install (FFCV's Debian packages and the benchmark peers included), then run
+#               the test suite
 # Other targets: make install | bench | lint | test-all | clean
 
 PYTHON ?= python3
@@ -48,10 +49,10 @@ demo: $(VENV)/.installed
 	$(BIN)/scalelab plot all --target synthetic-cifar100 --sweep $(DEMO_SWEEP) \
 	  --targets synthetic-cifar10,synthetic-cifar100 --out plots
 
-test: $(VENV)/.ffcv
+test: $(VENV)/.bench
 	$(BIN)/python -m pytest -q
 
-test-all: $(VENV)/.ffcv
+test-all: $(VENV)/.bench
 	$(BIN)/python -m pytest -q -m ''
 
 # The peers that benchmarks/bench_peer_*.py compare with (chinchilla, optuna, scikit-learn).
