@@ -113,7 +113,11 @@ def launch_slurm(db: str | None, options: LaunchOptions, *, cluster: str = "slur
     from scalelab.train.worker import WorkerOptions
 
     cpus = options.cpus_per_worker or 8
-    executor = submitit.AutoExecutor(folder=str(options.log_dir), cluster=cluster)
+    executor = submitit.AutoExecutor(
+        folder=str(options.log_dir),
+        cluster=cluster,
+        slurm_max_num_timeout=options.max_requeues,  # submitit's own cap on timeout requeues
+    )
     executor.update_parameters(
         slurm_partition=options.partition,
         timeout_min=options.time_min,
@@ -121,7 +125,6 @@ def launch_slurm(db: str | None, options: LaunchOptions, *, cluster: str = "slur
         tasks_per_node=1,
         cpus_per_task=cpus,
         slurm_array_parallelism=options.array_parallelism or options.workers,
-        slurm_max_num_timeout=options.max_requeues,  # submitit's own cap on timeout requeues
         name="scalelab-worker",
     )
     # Stop 5 minutes (or 10%) before SLURM's limit: time to checkpoint and release the job.

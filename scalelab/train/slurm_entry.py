@@ -30,6 +30,17 @@ from scalelab.train.worker import WorkerOptions, run_worker
 REQUEUE_SIGNAL = signal.SIGUSR2
 
 
+def _slurm_state(job_id: str) -> str | None:
+    """The task's JobState as slurmctld has it (CANCELLED after a scancel), or None."""
+    try:
+        out = subprocess.run(
+            ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return next((f[len("JobState=") :] for f in out.split() if f.startswith("JobState=")), None)
+
+
 class NotRequeued(ScalelabError):
     """The task was stopped and its job released, but SLURM would not requeue it."""
 
@@ -82,6 +93,10 @@ class SlurmWorker:
         handler = signal.getsignal(REQUEUE_SIGNAL)
         if not callable(handler):  # not under submitit on SLURM (e.g. its debug cluster)
             return
+        if _slurm_state(os.environ.get("SLURM_JOB_ID", "")) == "CANCELLED":
+            # scancel sends TERM too, and SLURM would requeue even a cancelled task.
+            print("scalelab worker: task cancelled (scancel): job released, not requeued")
+            return
         print(
             f"scalelab worker: job released on {signame}; requeueing this task "
             f"({self.requeues + 1} of at most {self.max_requeues})",
@@ -91,8 +106,7 @@ class SlurmWorker:
             # submitit's handler: checkpoint(), save it, `scontrol requeue`, sys.exit.
             handler(REQUEUE_SIGNAL, None)
         except subprocess.CalledProcessError as exc:
-            # scancel (TERM) leaves a cancelled task, which SLURM refuses to requeue.
             raise NotRequeued(
                 f"stopped by {signame} and released its job, but `scontrol requeue` failed "
-                f"(exit {exc.returncode}): the task was cancelled"
+                f"(exit {exc.returncode}); the other tasks resume the job"
             ) from None
