@@ -125,10 +125,10 @@ def launch_slurm(db: str | None, options: LaunchOptions, *, cluster: str = "slur
         tasks_per_node=1,
         cpus_per_task=cpus,
         slurm_array_parallelism=options.array_parallelism or options.workers,
+        # USR2 this long before SLURM's limit: time to checkpoint, release and requeue.
+        slurm_signal_delay_s=int(60 * max(5.0, 0.1 * options.time_min)),
         name="scalelab-worker",
     )
-    # Stop 5 minutes (or 10%) before SLURM's limit: time to checkpoint and release the job.
-    margin = max(5.0, 0.1 * options.time_min)
     worker = SlurmWorker(
         db,
         WorkerOptions(
@@ -136,7 +136,6 @@ def launch_slurm(db: str | None, options: LaunchOptions, *, cluster: str = "slur
             until_empty=options.until_empty,
             workdir=options.workdir.resolve(),  # the task's directory need not be ours
             threads=cpus,  # the cores SLURM gives the task
-            time_limit_s=max(options.time_min - margin, 1.0) * 60,
         ),
         max_requeues=options.max_requeues,
     )

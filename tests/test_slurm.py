@@ -101,9 +101,9 @@ def test_scancel_of_a_task_mid_job_hands_the_job_to_another_task(
     grid = tiny_grid(tmp_path, examples="[1000]", seeds="[0, 1, 2]", epochs="[1, 2, 3]")
     enqueue(grid, pg_url)
     ids = launch_array(pg_url, tmp_path, slurm_partition, workers=2)
-    by_job_id = {task(i)["JobId"]: i for i in ids}
     # The first job to reach T=1, and the task that trains it.
     wait_for(lambda: checkpoints(pg_url), "a task to checkpoint T=1")
+    by_job_id = {task(i)["JobId"]: i for i in ids}  # running tasks have their own ids
     (victim_job,) = [j for j in jobs(pg_url) if j.id == checkpoints(pg_url)[0].job_id]
     victim = by_job_id[victim_job.slurm_job_id]
     subprocess.run(["scancel", victim], check=True)

@@ -4,11 +4,14 @@ submitit pickles a ``SlurmWorker`` and calls it on the node. The call returns th
 report (the task exits 0) or raises (the task exits non-zero and shows as FAILED), so a worker
 that cannot reach its database never looks successful.
 
-Preemption and time limits. submitit's own USR2 handler calls ``checkpoint()`` and then runs
+Preemption and time limits. SLURM sends USR2 a margin before the time limit (submitit's
+``--signal=USR2@N``), or on preemption when the cluster is set up so; ``scancel --signal``
+sends what it is told. submitit's own USR2 handler calls ``checkpoint()`` and then runs
 ``scontrol requeue`` and exits at once, in the middle of a training step. So while the worker
 trains, its own handlers (``_StopSignals``) take USR2 and TERM instead: the step finishes, the
 job is checkpointed and released. Only then is the signal handed to submitit's handler, which
 saves the submission ``checkpoint()`` returns and requeues the task: the array keeps its size.
+A task that SLURM is already ending (a plain ``scancel``, which sends TERM) is not requeued.
 After ``max_requeues`` requeues, ``checkpoint()`` declines and the task ends FAILED, its job
 released for the other tasks.
 """
@@ -31,7 +34,7 @@ REQUEUE_SIGNAL = signal.SIGUSR2
 
 
 def _slurm_state(job_id: str) -> str | None:
-    """The task's JobState as slurmctld has it (CANCELLED after a scancel), or None."""
+    """The task's JobState as slurmctld has it (COMPLETING once scancelled), or None."""
     try:
         out = subprocess.run(
             ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=30
@@ -93,9 +96,11 @@ class SlurmWorker:
         handler = signal.getsignal(REQUEUE_SIGNAL)
         if not callable(handler):  # not under submitit on SLURM (e.g. its debug cluster)
             return
-        if _slurm_state(os.environ.get("SLURM_JOB_ID", "")) == "CANCELLED":
-            # scancel sends TERM too, and SLURM would requeue even a cancelled task.
-            print("scalelab worker: task cancelled (scancel): job released, not requeued")
+        state = _slurm_state(os.environ.get("SLURM_JOB_ID", ""))
+        if state != "RUNNING":
+            # scancel sends TERM to a task that is already ending (COMPLETING), as does the
+            # time limit itself; SLURM would requeue even those, so a cancel would not stick.
+            print(f"scalelab worker: the task is ending ({state}): job released, not requeued")
             return
         print(
             f"scalelab worker: job released on {signame}; requeueing this task "
