@@ -102,11 +102,12 @@ class SlurmWorker:
             # time limit itself; SLURM would requeue even those, so a cancel would not stick.
             print(f"scalelab worker: the task is ending ({state}): job released, not requeued")
             return
-        print(
-            f"scalelab worker: job released on {signame}; requeueing this task "
-            f"({self.requeues + 1} of at most {self.max_requeues})",
-            flush=True,
-        )
+        if self.requeues < self.max_requeues:  # else checkpoint() says why not
+            print(
+                f"scalelab worker: job released on {signame}; requeueing this task "
+                f"({self.requeues + 1} of at most {self.max_requeues})",
+                flush=True,
+            )
         try:
             # submitit's handler: checkpoint(), save it, `scontrol requeue`, sys.exit.
             handler(REQUEUE_SIGNAL, None)
