@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from test_worker import checkpoints, enqueue, jobs, scalelab, tiny_grid
 
-from scalelab.launch import LaunchOptions, launch
+from scalelab.launch import LaunchError, LaunchOptions, launch, launch_slurm
 
 pytestmark = pytest.mark.postgres
 
@@ -180,3 +180,10 @@ def test_a_task_whose_database_vanished_fails_with_a_one_line_reason(
     (line,) = [ln for ln in log(tmp_path, task_id).splitlines() if "scalelab worker failed" in ln]
     assert line.startswith("scalelab worker failed: cannot reach database postgresql")
     assert 'database "' in line and "does not exist; check --db / SCALELAB_DB" in line
+
+
+def test_a_negative_requeue_cap_is_refused_before_anything_is_submitted(tmp_path: Path) -> None:
+    options = LaunchOptions(workers=1, executor="slurm", partition="main", max_requeues=-1)
+    with pytest.raises(LaunchError) as refused:
+        launch_slurm(str(tmp_path / "runs.db"), options)
+    assert str(refused.value) == "--max-requeues must be ≥ 0, got -1"

@@ -35,6 +35,8 @@ REQUEUE_SIGNAL = signal.SIGUSR2
 
 def _slurm_state(job_id: str) -> str | None:
     """The task's JobState as slurmctld has it (COMPLETING once scancelled), or None."""
+    if not job_id:  # not in a SLURM task: `scontrol show job ""` would list every job
+        return None
     try:
         out = subprocess.run(
             ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=30
