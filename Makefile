@@ -1,8 +1,8 @@
 # scalelab: two commands set everything up on a fresh machine.
 #   make demo   install, then run the demo sweep on the embedded synthetic data end to end
-#   make test   install (FFCV's Debian packages and the benchmark peers included), then run
-#               the test suite
-# Other targets: make install | bench | lint | test-all | clean
+#   make test   install (FFCV's Debian packages and the benchmark peers included), start the
+#               services, run the tests
+# Other targets: make install | services | bench | lint | test-all | clean
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -15,7 +15,7 @@ DEMO_TARGETS := synthetic-cifar10 synthetic-cifar100
 # The name in grids/demo.toml: the demo's fits and figures read this sweep only.
 DEMO_SWEEP := demo
 
-.PHONY: install install-ffcv demo test test-all bench lint clean
+.PHONY: install install-ffcv services demo test test-all bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,10 +49,14 @@ demo: $(VENV)/.installed
 	$(BIN)/scalelab plot all --target synthetic-cifar100 --sweep $(DEMO_SWEEP) \
 	  --targets synthetic-cifar10,synthetic-cifar100 --out plots
 
-test: $(VENV)/.bench
+# PostgreSQL and a one-node SLURM cluster (installed with apt-get when missing), idempotent.
+services:
+	.ci/services
+
+test: $(VENV)/.bench services
 	$(BIN)/python -m pytest -q
 
-test-all: $(VENV)/.bench
+test-all: $(VENV)/.bench services
 	$(BIN)/python -m pytest -q -m ''
 
 # The peers that benchmarks/bench_peer_*.py compare with (chinchilla, optuna, scikit-learn).

@@ -933,6 +933,10 @@ def launch(
     array_parallelism: Annotated[
         int | None, typer.Option(help="At most this many array tasks at once.")
     ] = None,
+    max_requeues: Annotated[
+        int,
+        typer.Option(help="Requeue a preempted or timed-out SLURM task at most this often."),
+    ] = 3,
     device: Annotated[str, typer.Option(help="Device for each worker.")] = "auto",
     until_empty: Annotated[
         bool, typer.Option("--until-empty/--poll", help="Exit when the queue is empty.")
@@ -963,6 +967,7 @@ def launch(
             cpus_per_worker=cpus_per_worker,
             time_min=time_min,
             array_parallelism=array_parallelism,
+            max_requeues=max_requeues,
         ),
     )
     if executor == "slurm":

@@ -35,14 +35,14 @@ class LaunchOptions:
     time_min: int = 60
     array_parallelism: int | None = None
     log_dir: Path = Path("work/slurm-logs")
+    max_requeues: int = 3  # SLURM: requeue a preempted or timed-out task at most this often
 
 
-def worker_args(db: str | None, options: LaunchOptions, time_limit_min: float | None) -> list[str]:
+def worker_args(db: str | None, options: LaunchOptions) -> list[str]:
+    """The `run-worker` command line of each local worker."""
     args = ["run-worker", "--device", options.device, "--workdir", str(options.workdir)]
     if options.until_empty:
         args.append("--until-empty")
-    if time_limit_min:
-        args += ["--time-limit-min", f"{time_limit_min:g}"]
     if db:
         args += ["--db", db]
     return args
@@ -67,7 +67,7 @@ def launch_local(db: str | None, options: LaunchOptions) -> list[int]:
     import torch
 
     env = {**os.environ, "SCALELAB_WORKERS_PER_HOST": str(options.workers)}
-    cmd = [sys.executable, "-m", "scalelab.cli", *worker_args(db, options, None)]
+    cmd = [sys.executable, "-m", "scalelab.cli", *worker_args(db, options)]
     gpus = local_gpus(
         options.workers,
         options.device,
@@ -94,13 +94,6 @@ def launch_local(db: str | None, options: LaunchOptions) -> list[int]:
             signal.signal(sig, handler)
 
 
-def _slurm_worker(argv: list[str]) -> None:
-    """Runs on the compute node (pickled by submitit): one worker process's work."""
-    from scalelab.cli import app
-
-    app(argv, standalone_mode=False)
-
-
 def launch_slurm(db: str | None, options: LaunchOptions, *, cluster: str = "slurm") -> list[str]:
     """Submit one SLURM job array of K workers through submitit; return the job ids.
 
@@ -114,20 +107,41 @@ def launch_slurm(db: str | None, options: LaunchOptions, *, cluster: str = "slur
         ) from None
     if not options.partition:
         raise LaunchError("--executor slurm needs --partition NAME (see `sinfo`)")
-    executor = submitit.AutoExecutor(folder=str(options.log_dir), cluster=cluster)
+    if options.max_requeues < 0:
+        raise LaunchError(f"--max-requeues must be ≥ 0, got {options.max_requeues}")
+    from scalelab.train.slurm_entry import SlurmWorker
+    from scalelab.train.worker import WorkerOptions
+
+    cpus = options.cpus_per_worker or 8
+    executor = submitit.AutoExecutor(
+        folder=str(options.log_dir),
+        cluster=cluster,
+        slurm_max_num_timeout=options.max_requeues,  # submitit's own cap on timeout requeues
+    )
     executor.update_parameters(
         slurm_partition=options.partition,
         timeout_min=options.time_min,
-        gpus_per_node=options.gpus_per_worker,
+        gpus_per_node=options.gpus_per_worker or None,  # 0: a CPU node, no GPU asked for
         tasks_per_node=1,
-        cpus_per_task=options.cpus_per_worker or 8,
+        cpus_per_task=cpus,
         slurm_array_parallelism=options.array_parallelism or options.workers,
+        # USR2 this long before SLURM's limit: time to checkpoint, release and requeue.
+        slurm_signal_delay_s=int(60 * max(5.0, 0.1 * options.time_min)),
         name="scalelab-worker",
     )
-    # Stop 5 minutes (or 10%) before SLURM's limit: time to checkpoint and release the job.
-    margin = max(5.0, 0.1 * options.time_min)
-    argv = worker_args(db, options, max(options.time_min - margin, 1.0))
-    jobs = executor.map_array(_slurm_worker, [argv] * options.workers)
+    worker = SlurmWorker(
+        db,
+        WorkerOptions(
+            device=options.device,
+            until_empty=options.until_empty,
+            workdir=options.workdir.resolve(),  # the task's directory need not be ours
+            threads=cpus,  # the cores SLURM gives the task
+        ),
+        max_requeues=options.max_requeues,
+    )
+    # submitit runs each task with this interpreter (sys.executable) and sbatch passes on this
+    # environment (PYTHONPATH, $SCALELAB_DB), so the node imports the same scalelab.
+    jobs = executor.map_array(worker, range(options.workers))
     if cluster == "debug":
         for job in jobs:
             job.result()  # debug jobs run when their result is asked for

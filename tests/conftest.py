@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 
@@ -92,3 +94,37 @@ def insert_jobs(db: str, n: int, *, max_attempts: int = 3, name: str = "t") -> N
         name=name, path="-", text=name, text_hash=name, max_attempts=max_attempts, jobs=jobs
     )
     enqueue(open_engine(db), grid)
+
+
+# ── SLURM: the one-node cluster that `make services` starts (.ci/services.d/slurm.sh) ────────
+SLURM_PARTITION = os.environ.get("SCALELAB_TEST_SLURM_PARTITION", "main")
+
+
+def _slurm_unavailable() -> str | None:
+    """Why no SLURM partition can run jobs here; None when its node answers."""
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        return "no sbatch/sinfo on PATH (`make services` installs and starts SLURM)"
+    try:
+        out = subprocess.run(
+            ["sinfo", "-h", "-p", SLURM_PARTITION, "-o", "%T"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except subprocess.TimeoutExpired:
+        return "sinfo did not answer within 10 s (is slurmctld running?)"
+    states = out.stdout.split()
+    if out.returncode or not {"idle", "mixed", "allocated"} & set(states):
+        return f"partition {SLURM_PARTITION!r} has no node up: {out.stderr.strip() or states}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_partition() -> str:
+    """A SLURM partition to submit to; skips without one, unless SCALELAB_REQUIRE_SLURM=1 (CI)."""
+    reason = _slurm_unavailable()
+    if reason is not None:
+        if os.environ.get("SCALELAB_REQUIRE_SLURM") == "1":
+            pytest.fail(f"SLURM required (SCALELAB_REQUIRE_SLURM=1) but unusable: {reason}")
+        pytest.skip(f"no SLURM cluster: {reason}")
+    return SLURM_PARTITION

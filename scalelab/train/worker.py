@@ -1,7 +1,8 @@
 """`scalelab run-worker`: claim a job, train it with heartbeats, record, claim the next.
 
 Failure handling, so that nothing is lost:
-- SIGTERM/SIGINT (or the time limit): finish the step, checkpoint, release the job, exit 0.
+- SIGTERM/SIGINT/SIGUSR2 (or the time limit): finish the step, checkpoint, release the job,
+  return; the report names the signal, so a SLURM task can ask to be requeued.
 - A lease taken over by another worker: stop writing, drop the job, claim another.
 - A NaN/inf loss: the job is marked ``diverged`` with the epoch; it is never fitted.
 - A user-fixable error (data not prepared, ...): ``failed`` with the message at once.
@@ -66,6 +67,7 @@ class WorkerReport:
     diverged: list[int] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
     lost: list[int] = field(default_factory=list)
+    stopped_by: str | None = None  # the signal that stopped the worker early, e.g. "SIGUSR2"
 
 
 class _Heartbeat(threading.Thread):
@@ -89,15 +91,20 @@ class _Heartbeat(threading.Thread):
 
 
 class _StopSignals:
-    """SIGTERM/SIGINT ask the current job to checkpoint and release, then the worker exits."""
+    """SIGTERM/SIGINT/SIGUSR2 ask the current job to checkpoint and release, then the worker
+    returns. SIGUSR2 is what SLURM sends before a time limit (``--signal=USR2@N``, as submitit
+    asks) or on preemption; SIGTERM is what it sends on scancel and at the limit itself."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
 
     def __init__(self) -> None:
         self.reason: str | None = None
+        self.signal: str | None = None
 
     def __enter__(self) -> _StopSignals:
         self.previous = {}
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in self.SIGNALS:
                 self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -106,7 +113,8 @@ class _StopSignals:
             signal.signal(sig, handler)
 
     def _handle(self, signum: int, _frame: Any) -> None:
-        self.reason = f"released on {signal.Signals(signum).name}"
+        self.signal = signal.Signals(signum).name
+        self.reason = f"released on {self.signal}"
 
 
 def _bar(done: float, width: int = 20) -> str:
@@ -153,7 +161,9 @@ def run_worker(db: str | None, options: WorkerOptions) -> WorkerReport:
         torch.set_num_threads(options.threads or cpu_threads_for(per_host))
     worker_id = options.worker_id or default_worker_id()
     with _StopSignals() as signals:
-        return _work(engine, device, worker_id, options, signals)
+        report = _work(engine, device, worker_id, options, signals)
+    report.stopped_by = signals.signal
+    return report
 
 
 def _work(
