@@ -208,9 +208,7 @@ def heartbeat(engine: Engine, lease: Lease, *, lease_s: float = DEFAULT_LEASE_S)
 def _already(session: Session, lease: Lease, status: str) -> bool:
     """True if this lease's job is already in ``status`` under the same token: a retried write
     whose first try committed on the server while the client saw the connection drop."""
-    row = session.execute(
-        select(Job.status, Job.claim_token).where(Job.id == lease.job_id)
-    ).first()
+    row = session.execute(select(Job.status, Job.claim_token).where(Job.id == lease.job_id)).first()
     return row is not None and row.status == status and row.claim_token == lease.token
 
 

@@ -22,6 +22,10 @@ class CheckpointError(ScalelabError):
     """A checkpoint cannot be written (full disk, permissions) or read."""
 
 
+class DiskFull(CheckpointError):
+    """No space left for a checkpoint: the job is handed back, not failed (it is not at fault)."""
+
+
 def save_atomic(state: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -34,9 +38,9 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
-            raise CheckpointError(
+            raise DiskFull(
                 f"disk full writing checkpoint {path}; free space (or use --workdir on another "
-                "disk) and run `scalelab requeue --failed`"
+                "disk) and start the worker again"
             ) from None
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror}") from None
 

@@ -73,6 +73,8 @@ class JobControl:
 
     stop_reason: Callable[[], str | None]  # a reason to stop now (SIGTERM, time limit, ...)
     lease_lost: Callable[[], bool]
+    # Called at every step, evaluation batch and probe (phase "alive": progress, nothing to
+    # show): the worker renews the job's lease only while it is called.
     progress: Callable[[dict[str, Any]], None] = lambda info: None
     checkpoint_every_s: float = 600.0
 
@@ -285,6 +287,7 @@ class JobRunner:
         for x_u8, y in self._heldout_loader:
             x = to_model_input(x_u8, self.heldout.mean, self.heldout.std, self.resolution)
             logits, _ = self.model(x)  # (B, K)
+            self.control.progress({"phase": "alive"})
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
             errors += (logits.argmax(dim=1) != y).sum().item()
         n = len(self.heldout_idx)
