@@ -51,7 +51,9 @@ def test_a_stalled_job_is_released_with_the_reason_and_the_worker_exits_non_zero
     out, _ = worker.communicate(timeout=60)
     assert worker.returncode == 3, out
     assert time.monotonic() - blocked_at < 10  # the stall limit (3 s) plus a watchdog tick
-    reason = "stalled: no progress for 0.05 min (a blocked loader?); released by its worker's watchdog"
+    reason = (
+        "stalled: no progress for 0.05 min (a blocked loader?); released by its worker's watchdog"
+    )
     assert f"job 1: {reason}" in out
     (job,) = jobs(db)
     assert (job.status, job.attempts, job.last_error) == ("queued", 0, reason)
