@@ -51,6 +51,7 @@ from scalelab.store.results import (
     record_checkpoint,
     stored_checkpoints,
 )
+from scalelab.store.retry import with_retries
 from scalelab.train import checkpoint
 from scalelab.train.rng import generator_state, restore_generator
 from scalelab.train.schedule import lr_factor
@@ -322,13 +323,18 @@ class JobRunner:
             upstream_error=upstream_error,
             path=str(self._path(state.position)),
         )
-        record_checkpoint(
-            self.engine,
-            self.lease,
-            metrics,
-            probes,
-            device=str(self.device),
-            lease_s=self.lease_s,
+        # Through a database restart: the write replaces the T's row, so a retry is safe.
+        with_retries(
+            f"job {self.lease.job_id}: record T={epochs}",
+            lambda _retried: record_checkpoint(
+                self.engine,
+                self.lease,
+                metrics,
+                probes,
+                device=str(self.device),
+                lease_s=self.lease_s,
+            ),
+            give_up_s=self.lease_s / 2,
         )
 
     # ── training ─────────────────────────────────────────────────────────────────────────

@@ -8,10 +8,12 @@ Failure handling, so that nothing is lost:
 - A stuck job: the lease is renewed only while the job makes progress (training steps,
   evaluation batches, probes). With no progress for the stall limit (``--stall-min``) the
   watchdog releases the job with the reason and ends the process (exit 3).
-- The database away (a restart, a dropped connection): every queue write is retried with
-  backoff. If the lease cannot be renewed for half a lease, the job stops at its next step,
-  keeps its local checkpoint, and the worker exits non-zero saying why (the job is released
-  if the database answers again, else another worker takes it after the lease expires).
+- The database away (a restart, a dropped connection): every queue write and every stored
+  result is retried with backoff; a job whose other reads fail on it is released (no attempt
+  counted) and resumes from its checkpoint. If the lease cannot be renewed for half a
+  lease, the job stops at its next step, keeps its local checkpoint, and the worker exits
+  non-zero saying why (the job is released if the database answers again, else another
+  worker takes it after the lease expires).
 - A lease taken over by another worker: stop writing, drop the job, claim another.
 - A NaN/inf loss: the job is marked ``diverged`` with the epoch; it is never fitted.
 - A full disk at checkpoint time: the job is released with the reason (its last complete
@@ -54,7 +56,7 @@ from scalelab.store.queue import (
     release,
     retry,
 )
-from scalelab.store.retry import with_retries
+from scalelab.store.retry import is_transient, with_retries
 from scalelab.store.sharing import shared_sqlite_warning
 from scalelab.train.checkpoint import DiskFull
 from scalelab.train.device import cpu_threads_for, is_device_fault, resolve_device
@@ -385,8 +387,14 @@ def _run_job(
         report.failed.append(lease.job_id)
         print(f"[{label}] job {lease.job_id} failed: {exc}", file=sys.stderr, flush=True)
     except Exception as exc:  # noqa: BLE001 - recorded, retried, never lost
-        traceback.print_exc()
         message = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if is_transient(exc):  # the database went away mid-job: not the job's fault
+            reason = f"released: the database was unavailable during the job ({message})"
+            hand_back(release, reason)
+            report.released.append(lease.job_id)
+            print(f"[{label}] job {lease.job_id} {reason}", file=sys.stderr, flush=True)
+            return
+        traceback.print_exc()
         if is_device_fault(exc):
             hand_back(retry, f"CUDA device fault: {message}")
             report.failed.append(lease.job_id)
