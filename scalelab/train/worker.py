@@ -300,7 +300,9 @@ def _work(
             f"N={lease.config.get('examples')}, T={lease.epochs}, attempt {lease.attempt})",
             flush=True,
         )
-        beat = _Heartbeat(engine, lease, options, stop_reason, label)
+        # Only a signal, not the time limit, is forced through a blocked (or long-evaluating)
+        # job: a signal says the process is about to be killed anyway.
+        beat = _Heartbeat(engine, lease, options, lambda: signals.reason, label)
         beat.start()
         printer = _progress_printer(lease, label)
 
