@@ -17,7 +17,7 @@ from scalelab.store.engine import open_engine
 pytestmark = pytest.mark.postgres
 
 
-@pytest.mark.parametrize(("worker_skew_s", "claimant_skew_s"), [(-300, 0), (300, 0), (0, 300)])
+@pytest.mark.parametrize(("worker_skew_s", "claimant_skew_s"), [(-300, 0), (0, 300)])
 def test_a_live_lease_survives_clock_skew_between_workers(
     pg_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch, worker_skew_s: int, claimant_skew_s: int
 ) -> None:

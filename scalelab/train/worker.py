@@ -64,6 +64,7 @@ from scalelab.train.job import Diverged, JobControl, JobRunner, Stopped
 
 DEFAULT_STALL_S = 1800.0
 STOP_GRACE_S = 10.0  # after a stop signal, how long a blocked job may take to reach a step
+ABANDON_RELEASE_S = 5.0  # how long the watchdog tries to release before it ends the process
 _TICK_S = 0.5  # how often the watchdog looks at the job
 STALLED_EXIT, BLOCKED_EXIT = 3, 1
 
@@ -104,7 +105,8 @@ class _Heartbeat(threading.Thread):
     """The job's watchdog: renews the lease while the job makes progress, and acts when the
     main thread cannot (it may be blocked inside a loader, where no flag is ever looked at).
 
-    - renews every ``every_s``, only if the job made progress within the stall limit;
+    - renews every ``every_s`` (on a thread of its own), only while the job's last progress
+      is within the stall limit;
     - sets ``stale`` (a reason) once no renewal succeeded for half a lease: the job stops at
       its next step;
     - no progress for ``stall_s``, or a stop request not acted on within STOP_GRACE_S:
@@ -132,14 +134,18 @@ class _Heartbeat(threading.Thread):
         self.last_progress = time.monotonic()
 
     def run(self) -> None:
-        next_beat = time.monotonic() + self.every_s
+        # Renewals run on their own thread: a database call that hangs (a host gone from the
+        # network) must not keep the watchdog from acting.
+        threading.Thread(target=self._renew, daemon=True).start()
         stop_seen: float | None = None
         while not self.done.wait(_TICK_S):
             now = time.monotonic()
             if (reason := self.stop_requested()) and stop_seen is None:
                 stop_seen = now
             if reason and stop_seen is not None and now - stop_seen > STOP_GRACE_S:
-                self._abandon(f"{reason} (the job was blocked and did not reach a step)", 1)
+                self._abandon(
+                    f"{reason} (the job was blocked and did not reach a step)", BLOCKED_EXIT
+                )
             stall_s = self.options.stall_s
             if stall_s and now - self.last_progress > stall_s:
                 self._abandon(
@@ -147,42 +153,57 @@ class _Heartbeat(threading.Thread):
                     "released by its worker's watchdog",
                     STALLED_EXIT,
                 )
-            if now >= next_beat and (not stall_s or now - self.last_progress <= stall_s):
-                next_beat = now + self.every_s
-                try:
-                    heartbeat(self.engine, self.lease, lease_s=self.options.lease_s)
-                    self.last_renewed = time.monotonic()
-                except LeaseLost:
-                    self.lost.set()
-                    return
-                except Exception as exc:  # noqa: BLE001 - the database away: next beat retries
-                    print(f"heartbeat failed ({exc.__class__.__name__}); retrying", file=sys.stderr)
-            unrenewed = time.monotonic() - self.last_renewed
+            unrenewed = now - self.last_renewed
             if self.stale is None and unrenewed > self.options.lease_s / 2:
                 self.stale = (
                     f"the lease could not be renewed for {unrenewed:.0f} s (over half the "
                     f"{self.options.lease_s:g} s lease): database unreachable"
                 )
 
+    def _renew(self) -> None:
+        stall_s = self.options.stall_s
+        while not self.done.wait(self.every_s):
+            if stall_s and time.monotonic() - self.last_progress > stall_s:
+                continue  # no progress: the lease is left to lapse (the watchdog releases it)
+            try:
+                heartbeat(self.engine, self.lease, lease_s=self.options.lease_s)
+                self.last_renewed = time.monotonic()
+            except LeaseLost:
+                self.lost.set()
+                return
+            except Exception as exc:  # noqa: BLE001 - the database away: next beat retries
+                print(f"heartbeat failed ({exc.__class__.__name__}); retrying", file=sys.stderr)
+
     def _abandon(self, reason: str, exit_code: int) -> None:
-        """Release the job with the reason, say why, and end the process now."""
-        try:
-            _hand_back(self.engine, self.lease, self.options, release, reason)
-        except Exception as exc:  # noqa: BLE001 - exiting anyway; the lease will lapse
-            reason += f" (release failed: {exc.__class__.__name__}; the lease will lapse)"
+        """Release the job with the reason, say why, and end the process now (after at most
+        ABANDON_RELEASE_S: with the database away, the job's lease lapses instead)."""
+        outcome: list[str] = []
+
+        def hand_back() -> None:
+            try:
+                _hand_back(self.engine, self.lease, release, reason, give_up_s=ABANDON_RELEASE_S)
+                outcome.append("released")
+            except Exception as exc:  # noqa: BLE001 - exiting anyway
+                outcome.append(f"release failed: {exc.__class__.__name__}")
+
+        releaser = threading.Thread(target=hand_back, daemon=True)
+        releaser.start()
+        releaser.join(ABANDON_RELEASE_S + 1)
+        if outcome != ["released"]:
+            failure = outcome[0] if outcome else "release timed out"
+            reason += f" ({failure}; the lease will lapse)"
         print(f"[{self.label}] job {self.lease.job_id}: {reason}", file=sys.stderr, flush=True)
         os._exit(exit_code)
 
 
 def _hand_back(
-    engine: Any, lease: Lease, options: WorkerOptions, write: Callable[..., None], reason: str
+    engine: Any, lease: Lease, write: Callable[..., None], reason: str, *, give_up_s: float
 ) -> None:
-    """release/fail/retry/mark_diverged with backoff through database outages (for at most a
-    lease: after that another worker may own the job anyway)."""
+    """release/fail/retry/mark_diverged with backoff through database outages."""
     with_retries(
         f"job {lease.job_id}: {write.__name__}",
         lambda _retried: write(engine, lease, reason),
-        give_up_s=options.lease_s,
+        give_up_s=give_up_s,
     )
 
 
@@ -341,7 +362,8 @@ def _run_job(
     """Run one job and record how it ended; raises WorkerAborted when the worker must stop."""
 
     def hand_back(write: Callable[..., None], reason: str) -> None:
-        _hand_back(engine, lease, options, write, reason)
+        # For at most a lease: after that another worker may own the job anyway.
+        _hand_back(engine, lease, write, reason, give_up_s=options.lease_s)
 
     try:
         JobRunner(
