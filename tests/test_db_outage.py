@@ -128,3 +128,27 @@ def test_a_release_sent_while_the_database_is_down_lands_when_it_is_back(
     with_retries("release", lambda _retried: release(engine, lease, "bye"), give_up_s=60)
     (job,) = jobs(restart_db)
     assert (job.status, job.attempts, job.last_error) == ("queued", 0, "bye")
+
+
+def test_a_retried_write_whose_first_try_committed_changes_nothing(db_url: str) -> None:
+    """A commit that reached the server while the client saw the connection drop is sent
+    again by the worker: under the same claim token the second send is a no-op, and a retried
+    claim takes up the job its first try claimed instead of claiming a second one."""
+    from conftest import insert_jobs
+
+    from scalelab.store.queue import complete
+
+    insert_jobs(db_url, 2)
+    engine = open_engine(db_url)
+    first = claim(engine, "w", lease_s=600)
+    again = claim(engine, "w", lease_s=600, adopt_own=True)
+    assert first is not None and again == first  # same job, same token, one attempt
+    complete(engine, first)
+    complete(engine, first)
+    second = claim(engine, "w", lease_s=600)
+    assert second is not None and second.job_id == 2
+    release(engine, second, "bye")
+    release(engine, second, "bye")
+    done, queued = jobs(db_url)
+    assert (done.status, done.attempts) == ("done", 1)
+    assert (queued.status, queued.attempts, queued.last_error) == ("queued", 0, "bye")
