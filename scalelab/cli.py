@@ -379,6 +379,10 @@ def run_worker(
     checkpoint_min: Annotated[
         float, typer.Option(help="Also checkpoint mid-epoch every this many minutes.")
     ] = 10.0,
+    stall_min: Annotated[
+        float,
+        typer.Option(help="Release the job and exit if it makes no progress this long (0: never)."),
+    ] = 30.0,
     db: DbOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -404,6 +408,7 @@ def run_worker(
             threads=threads,
             time_limit_s=time_limit_min * 60 if time_limit_min else None,
             checkpoint_every_s=checkpoint_min * 60,
+            stall_s=stall_min * 60 or None,
         ),
     )
     if as_json:

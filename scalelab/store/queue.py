@@ -8,6 +8,15 @@ LOCKED``, so claimants skip each other's rows instead of waiting.
 Every claim increments ``claim_token``: the pair (job id, token) is a lease. Heartbeats,
 results and completion are conditional UPDATEs on that pair, so a worker whose lease expired
 and was taken over gets LeaseLost instead of overwriting the new owner's results.
+
+Lease times come from the database server's clock (``clock_timestamp()`` on PostgreSQL, read
+inside each transaction), never from the worker's: workers on several nodes whose clocks
+disagree still agree on when a lease expires. SQLite is local, so its clock is the host's.
+
+A write whose commit reached the server but whose reply was lost (a dropped connection) is
+retried by the worker; every write here is therefore idempotent under its claim token: a
+finish that already happened is accepted, and a claim already made by this worker is
+returned again instead of claiming a second job.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
 from scalelab.errors import LeaseLost, ScalelabError
@@ -42,6 +51,13 @@ class Lease:
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def db_now(session: Session) -> dt.datetime:
+    """The database's current time as naive UTC: the one clock every lease is measured on."""
+    if is_sqlite(session.get_bind()):
+        return utcnow()
+    return session.execute(text("SELECT clock_timestamp() AT TIME ZONE 'UTC'")).scalar_one()
 
 
 def _expire_exhausted(session: Session, now: dt.datetime) -> None:
@@ -74,11 +90,16 @@ def claim(
     lease_s: float = DEFAULT_LEASE_S,
     host: str | None = None,
     slurm_job_id: str | None = None,
+    adopt_own: bool = False,
 ) -> Lease | None:
-    """Claim the oldest queued job, or one whose lease expired; None when nothing is left."""
+    """Claim the oldest queued job, or one whose lease expired; None when nothing is left.
+
+    ``adopt_own`` (a retried claim): first take up a running job that already carries this
+    worker's id, a claim whose commit reached the server while its reply was lost.
+    """
     worker_id = worker_id or default_worker_id()
-    now = utcnow()
     with session_scope(engine) as session:
+        now = db_now(session)
         _expire_exhausted(session, now)
         # Plain column selects and one UPDATE: no ORM objects on the hot path.
         columns = (
@@ -92,19 +113,38 @@ def claim(
             Job.claim_token,
             Job.started_at,
         )
-        row = None
-        for condition in (
+        row, adopted = None, False
+        conditions = [
             (Job.status == "queued",),
             (Job.status == "running", Job.lease_expires_at < now),
-        ):
+        ]
+        if adopt_own:  # a worker runs one job at a time, and its id names one process
+            conditions.insert(0, (Job.status == "running", Job.worker_id == worker_id))
+        for condition in conditions:
             stmt = select(*columns).where(*condition).order_by(Job.id).limit(1)
             if not is_sqlite(engine):
                 stmt = stmt.with_for_update(skip_locked=True)
             row = session.execute(stmt).first()
             if row is not None:
+                adopted = adopt_own and condition is conditions[0]
                 break
         if row is None:
             return None
+        if adopted:
+            session.execute(
+                update(Job)
+                .where(Job.id == row.id)
+                .values(heartbeat_at=now, lease_expires_at=now + dt.timedelta(seconds=lease_s))
+                .execution_options(synchronize_session=False)
+            )
+            return Lease(
+                job_id=row.id,
+                token=row.claim_token,
+                worker_id=worker_id,
+                config=dict(row.config),
+                epochs=[float(t) for t in row.epochs],
+                attempt=row.attempts,
+            )
         values: dict[str, Any] = {
             "status": "running",
             "attempts": row.attempts + 1,
@@ -142,7 +182,7 @@ def check_lease(session: Session, lease: Lease, *, lease_s: float | None = None)
 
     With ``lease_s`` the lease is also renewed (a heartbeat), atomically with the check.
     """
-    now = utcnow()
+    now = db_now(session)
     values: dict[str, Any] = {"heartbeat_at": now}
     if lease_s is not None:
         values["lease_expires_at"] = now + dt.timedelta(seconds=lease_s)
@@ -165,9 +205,18 @@ def heartbeat(engine: Engine, lease: Lease, *, lease_s: float = DEFAULT_LEASE_S)
         check_lease(session, lease, lease_s=lease_s)
 
 
+def _already(session: Session, lease: Lease, status: str) -> bool:
+    """True if this lease's job is already in ``status`` under the same token: a retried write
+    whose first try committed on the server while the client saw the connection drop."""
+    row = session.execute(select(Job.status, Job.claim_token).where(Job.id == lease.job_id)).first()
+    return row is not None and row.status == status and row.claim_token == lease.token
+
+
 def _finish(engine: Engine, lease: Lease, status: str, error: str | None) -> None:
-    now = utcnow()
     with session_scope(engine) as session:
+        if _already(session, lease, status):
+            return
+        now = db_now(session)
         check_lease(session, lease)
         session.execute(
             update(Job)
@@ -203,6 +252,8 @@ def release(engine: Engine, lease: Lease, reason: str = "released by its worker"
     The attempt is not counted against the job: releasing is an orderly hand-over.
     """
     with session_scope(engine) as session:
+        if _already(session, lease, "queued"):
+            return
         check_lease(session, lease)
         session.execute(
             update(Job)
@@ -239,8 +290,8 @@ def requeue(
     """
     if not (failed or stale or job_ids):
         raise ScalelabError("nothing to requeue: give --failed, --stale or --job ID")
-    now = utcnow()
     with session_scope(engine) as session:
+        now = db_now(session)
         chosen: set[int] = set()
         if failed:
             states = ["failed", "diverged"] if include_diverged else ["failed"]
@@ -273,8 +324,10 @@ def requeue(
 
 def retry(engine: Engine, lease: Lease, error: str) -> None:
     """An unexpected error: queue the job again with the error, or fail it if out of attempts."""
-    now = utcnow()
     with session_scope(engine) as session:
+        if _already(session, lease, "queued") or _already(session, lease, "failed"):
+            return
+        now = db_now(session)
         check_lease(session, lease)
         job = session.get(Job, lease.job_id)
         assert job is not None

@@ -22,6 +22,10 @@ class CheckpointError(ScalelabError):
     """A checkpoint cannot be written (full disk, permissions) or read."""
 
 
+class DiskFull(CheckpointError):
+    """No space left for a checkpoint: the job is handed back, not failed (it is not at fault)."""
+
+
 def save_atomic(state: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -31,14 +35,19 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         tmp.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            raise CheckpointError(
+        # torch.save reports a failed write as a RuntimeError ("unexpected pos ..."), with
+        # the file's OSError as its context.
+        cause = exc if isinstance(exc, OSError) else exc.__context__
+        if not isinstance(cause, OSError):
+            raise
+        if cause.errno == errno.ENOSPC:
+            raise DiskFull(
                 f"disk full writing checkpoint {path}; free space (or use --workdir on another "
-                "disk) and run `scalelab requeue --failed`"
+                "disk) and start the worker again"
             ) from None
-        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror}") from None
+        raise CheckpointError(f"cannot write checkpoint {path}: {cause.strerror}") from None
 
 
 def load(path: Path) -> dict[str, Any]:

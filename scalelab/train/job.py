@@ -51,6 +51,7 @@ from scalelab.store.results import (
     record_checkpoint,
     stored_checkpoints,
 )
+from scalelab.store.retry import with_retries
 from scalelab.train import checkpoint
 from scalelab.train.rng import generator_state, restore_generator
 from scalelab.train.schedule import lr_factor
@@ -73,6 +74,8 @@ class JobControl:
 
     stop_reason: Callable[[], str | None]  # a reason to stop now (SIGTERM, time limit, ...)
     lease_lost: Callable[[], bool]
+    # Called at every step, evaluation batch and probe (phase "alive": progress, nothing to
+    # show): the worker renews the job's lease only while it is called.
     progress: Callable[[dict[str, Any]], None] = lambda info: None
     checkpoint_every_s: float = 600.0
 
@@ -285,6 +288,7 @@ class JobRunner:
         for x_u8, y in self._heldout_loader:
             x = to_model_input(x_u8, self.heldout.mean, self.heldout.std, self.resolution)
             logits, _ = self.model(x)  # (B, K)
+            self.control.progress({"phase": "alive"})
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
             errors += (logits.argmax(dim=1) != y).sum().item()
         n = len(self.heldout_idx)
@@ -319,13 +323,18 @@ class JobRunner:
             upstream_error=upstream_error,
             path=str(self._path(state.position)),
         )
-        record_checkpoint(
-            self.engine,
-            self.lease,
-            metrics,
-            probes,
-            device=str(self.device),
-            lease_s=self.lease_s,
+        # Through a database restart: the write replaces the T's row, so a retry is safe.
+        with_retries(
+            f"job {self.lease.job_id}: record T={epochs}",
+            lambda _retried: record_checkpoint(
+                self.engine,
+                self.lease,
+                metrics,
+                probes,
+                device=str(self.device),
+                lease_s=self.lease_s,
+            ),
+            give_up_s=self.lease_s / 2,
         )
 
     # ── training ─────────────────────────────────────────────────────────────────────────
