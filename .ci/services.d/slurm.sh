@@ -81,7 +81,7 @@ fail() {  # one line naming what failed, then the logs that say why
   exit 1
 }
 
-# MariaDB for slurmdbd, on its Unix socket only (bind-address stays as Debian ships it).
+# MariaDB for slurmdbd, which reaches it as 'slurm'@'localhost' (the local socket only).
 if ! mysqladmin ping --silent &>/dev/null; then
   if [[ ! -d /var/lib/mysql/mysql ]]; then
     mysql_install_db --user=mysql --datadir=/var/lib/mysql >/dev/null
