@@ -101,7 +101,7 @@ SLURM_PARTITION = os.environ.get("SCALELAB_TEST_SLURM_PARTITION", "main")
 
 
 def _slurm_unavailable() -> str | None:
-    """Why no SLURM partition can run jobs here; None when its node answers."""
+    """Why no SLURM partition can run jobs here; None when its node and sacct answer."""
     if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
         return "no sbatch/sinfo on PATH (`make services` installs and starts SLURM)"
     try:
@@ -116,6 +116,10 @@ def _slurm_unavailable() -> str | None:
     states = out.stdout.split()
     if out.returncode or not {"idle", "mixed", "allocated"} & set(states):
         return f"partition {SLURM_PARTITION!r} has no node up: {out.stderr.strip() or states}"
+    # The tests read task states from sacct, which needs slurmdbd.
+    acct = subprocess.run(["sacct", "-n", "-X", "-S", "now"], capture_output=True, text=True)
+    if acct.returncode:
+        return f"sacct does not answer (is slurmdbd running?): {acct.stderr.strip()}"
     return None
 
 

@@ -1,8 +1,9 @@
 """Workers as a real SLURM job array on the one-node cluster of `make services`, on PostgreSQL.
 
-sbatch, srun, scancel and requeue are SLURM's own. The cluster has no slurmdbd, so `sacct`
-has no records here; a task's state, exit code and requeue count are read from slurmctld with
-`scontrol show job`, which keeps finished jobs for MinJobAge (15 minutes).
+sbatch, srun, scancel and requeue are SLURM's own. The cluster keeps accounting in slurmdbd,
+so `sacct` shows each run of a task: a requeue leaves a REQUEUED record before the next run's
+(`--duplicates`). What sacct cannot say (which array task claimed a job: a running task's own
+job id) is read from slurmctld with `scontrol show job`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,25 @@ def task(task_id: str) -> dict[str, str]:
     return dict(field.split("=", 1) for field in out.split() if "=" in field)
 
 
+def runs(task_id: str) -> list[tuple[str, str]]:
+    """sacct's records of one array task, one per run, oldest first: (State, ExitCode)."""
+    out = subprocess.run(
+        ["sacct", "-j", task_id, "-n", "-P", "-X", "--duplicates", "-o", "State,ExitCode"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return [tuple(line.split("|")) for line in out.splitlines()]  # type: ignore[misc]
+
+
+def states(task_id: str) -> list[str]:
+    return [state for state, _ in runs(task_id)]
+
+
+def ended(task_id: str) -> bool:
+    """sacct has the task's last run as ended (it lags slurmctld by a second or two)."""
+    last = states(task_id)[-1:]
+    return bool(last) and last[0].split()[0] in FINAL  # "CANCELLED by 0"
+
+
 def log(tmp_path: Path, task_id: str) -> str:
     """The task's submitit logs (stdout, then stderr)."""
     paths = sorted((tmp_path / "logs").glob(f"{task_id}_*log.*"), key=lambda p: p.suffix)
@@ -59,8 +79,11 @@ def wait_for(check: Callable[[], object], what: str, timeout_s: float = 120) -> 
         time.sleep(0.2)
 
 
+FINAL = ("COMPLETED", "FAILED", "CANCELLED")
+
+
 def finished(ids: list[str]) -> bool:
-    return all(task(i)["JobState"] in ("COMPLETED", "FAILED", "CANCELLED") for i in ids)
+    return all(task(i)["JobState"] in FINAL for i in ids)
 
 
 def results(db: str) -> list[tuple[int, float, float | None, float | None]]:
@@ -145,16 +168,17 @@ def test_usr2_and_term_checkpoint_release_and_requeue_the_task_up_to_the_cap(
 
     wait_for(lambda: training(attempt=1), "the task to train")
     signal_and_wait_for_release("USR2")
-    wait_for(lambda: task(task_id)["Restarts"] == "1", "SLURM to requeue the task")
+    # sacct records the requeue as soon as slurmctld reports it (a second or two).
+    wait_for(lambda: states(task_id) == ["REQUEUED", "PENDING"], "sacct to show the requeue")
     # A requeued job waits for a begin time SLURM sets about two minutes ahead: skip the wait.
-    wait_for(lambda: task(task_id)["JobState"] == "PENDING", "the requeued task to be pending")
     subprocess.run(["scontrol", "update", f"JobId={task_id}", "StartTime=now"], check=True)
     wait_for(lambda: training(attempt=1), "the requeued task to train again")
     assert "requeued 1x" in log(tmp_path, task_id)
 
     signal_and_wait_for_release("TERM")  # what SLURM sends at a time limit
-    wait_for(lambda: finished([task_id]), "the task to end at its requeue cap")
-    assert task(task_id)["JobState"] == "FAILED" and task(task_id)["Restarts"] == "1"
+    wait_for(lambda: ended(task_id), "the task to end at its requeue cap")
+    (requeued, failed) = runs(task_id)  # one requeue, then the run that ended at the cap
+    assert requeued[0] == "REQUEUED" and failed[0] == "FAILED" and failed[1] != "0:0", runs(task_id)
     assert "not requeued, 1 requeues already (--max-requeues 1)" in log(tmp_path, task_id)
     (job,) = jobs(pg_url)
     assert job.status == "queued"  # nothing lost: the next worker resumes from latest.pt
@@ -175,8 +199,9 @@ def test_a_task_whose_database_vanished_fails_with_a_one_line_reason(
         admin.dispose()
     finally:
         subprocess.run([*down, "State=UP"], check=True)
-    wait_for(lambda: finished([task_id]), "the task to end")
-    assert task(task_id)["JobState"] == "FAILED" and task(task_id)["ExitCode"] != "0:0"
+    wait_for(lambda: ended(task_id), "the task to end")
+    ((state, exit_code),) = runs(task_id)
+    assert state == "FAILED" and exit_code != "0:0", log(tmp_path, task_id)
     (line,) = [ln for ln in log(tmp_path, task_id).splitlines() if "scalelab worker failed" in ln]
     assert line.startswith("scalelab worker failed: cannot reach database postgresql")
     assert 'database "' in line and "does not exist; check --db / SCALELAB_DB" in line
