@@ -58,8 +58,14 @@ CLUTTER_BANK = 256
 # classes are broad (as "cat" or "truck" are): with 10 narrow classes, raw pixels would
 # already separate them; broad ones stay linear in z but not in pixels.
 CLASS_SPREAD = {"pretrain": 0.7, "synthetic-cifar100": 0.7, "synthetic-cifar10": 1.5}
-POSES = 8  # discrete object placements (fixed offsets of the world), one drawn per image
-MAX_SHIFT = 0.02  # jitter around the placement, as a fraction of the image side
+# Poses: each is its own fixed random phase pattern over the object's Fourier coefficients
+# (a view of the object that shares nothing with another pose's), drawn per image with Zipf
+# frequencies p_k ~ k^-POSE_ZIPF: the tail knob. A network learns to read z through the
+# frequent poses first and through rarer ones only with more examples and compute, so the
+# probe error left over is the tail mass of unlearned poses (Michaud et al. 2023, Hutter 2021).
+POSES = 128
+POSE_ZIPF = 1.5
+MAX_SHIFT = 0.02  # sub-pixel jitter of the object, as a fraction of the image side
 OBJECT_GAIN = 1.0
 CLUTTER_GAIN = 0.8
 # Opponent (luminance, red-green, blue-yellow) to RGB; chroma carries less power than
@@ -88,6 +94,19 @@ _DRAWS = {
     "contrast": 1,
 }
 _NUM_DRAWS = sum(_DRAWS.values())
+_POSE_COLUMN = 0  # "pose" comes first among the nuisance draws (after eps)
+
+
+def pose_frequencies(exponent: float = POSE_ZIPF) -> np.ndarray:
+    """(POSES,) the Zipf frequencies p_k = k^-exponent / sum_j j^-exponent, k = 1..POSES."""
+    weights = np.arange(1, POSES + 1, dtype=np.float64) ** -exponent
+    return weights / weights.sum()
+
+
+def _poses(nuisance: np.ndarray) -> np.ndarray:
+    """(n,) pose of each image (0 = most frequent) from its nuisance draws (n, D)."""
+    cdf = np.cumsum(pose_frequencies())
+    return np.minimum(np.searchsorted(cdf, nuisance[:, _POSE_COLUMN]), POSES - 1)
 
 
 @dataclass(frozen=True)
@@ -104,7 +123,7 @@ class World:
     object_freqs: np.ndarray  # (F, 2) integer (ky, kx), 0 < |k| <= OBJECT_MAX_FREQ, kx >= 0
     object_map: np.ndarray  # (HIDDEN_DIM, 3, F) complex: h -> RGB object coefficients
     clutter: np.ndarray  # (CLUTTER_BANK, 3, MAX, MAX//2+1) complex, rfft2 layout, RGB
-    pose_offsets: torch.Tensor  # (POSES, 2) object placements, in image sides
+    pose_phases: np.ndarray  # (POSES, F) complex unit phases: one view of the object per pose
     pixel_scale: float  # field units -> [0, 1] pixel units
 
 
@@ -184,7 +203,7 @@ def world(seed: int = 0) -> World:
         object_freqs=object_freqs,
         object_map=object_map,
         clutter=clutter,
-        pose_offsets=torch.from_numpy(rng.uniform(0.0, 1.0, (POSES, 2))).float(),
+        pose_phases=np.exp(2j * np.pi * rng.uniform(0.0, 1.0, (POSES, len(object_freqs)))),
         pixel_scale=float(PIXEL_STD / np.sqrt(field_var)),
     )
 
@@ -194,6 +213,7 @@ class _Grid:
     """The world cut to one resolution's rfft2 grid: only frequencies below its Nyquist."""
 
     object_real: torch.Tensor  # (HIDDEN_DIM, 3*F_R*2) float: h -> (re, im) of coefficients
+    pose_phases: torch.Tensor  # (POSES, 1, F_R) complex64: the visible part of each pose
     object_rows: torch.Tensor  # (F_R,) row of each visible object frequency in the grid
     object_cols: torch.Tensor  # (F_R,) its column
     clutter: torch.Tensor  # (CLUTTER_BANK, 3, R, R/2+1) complex64
@@ -218,6 +238,7 @@ def _grid(seed: int, resolution: int) -> _Grid:
     clutter[:, :, :, half] = 0
     return _Grid(
         object_real=torch.view_as_real(object_map).reshape(HIDDEN_DIM, -1).contiguous(),
+        pose_phases=torch.from_numpy(w.pose_phases[:, None, visible]).to(torch.complex64),
         object_rows=torch.from_numpy(fy[visible] % resolution),
         object_cols=torch.from_numpy(fx[visible]),
         clutter=clutter,
@@ -253,10 +274,10 @@ def render(seed: int, resolution: int, latents: np.ndarray, uniforms: np.ndarray
     z = torch.from_numpy(latents).float()  # (n, d)
     h = torch.tanh(torch.addmm(w.b1, z, w.w1.T))  # (n, HIDDEN)
     coeffs = torch.view_as_complex((h @ grid.object_real).view(n, 3, -1, 2))  # (n, 3, F_R)
+    pose = torch.from_numpy(_poses(uniforms))  # (n,)
     spectrum = torch.zeros(n, 3, resolution, resolution // 2 + 1, dtype=torch.complex64)
-    spectrum[:, :, grid.object_rows, grid.object_cols] = coeffs
-    pose = (draws["pose"][:, 0] * POSES).long()  # (n,)
-    shift = w.pose_offsets[pose] + MAX_SHIFT * (2.0 * draws["shift"] - 1.0)  # (n, 2)
+    spectrum[:, :, grid.object_rows, grid.object_cols] = coeffs * grid.pose_phases[pose]
+    shift = MAX_SHIFT * (2.0 * draws["shift"] - 1.0)  # (n, 2)
     spectrum *= OBJECT_GAIN * _translation(grid, shift)
 
     # Two clutter textures per image, each at its own random shift and weight.
@@ -395,6 +416,11 @@ class SyntheticSource:
         """(n, LATENT_DIM) the latent factors behind ``indices``: an oracle for experiments."""
         indices = np.asarray(indices, dtype=np.int64)
         return _draws(self._split, indices)[0]
+
+    def poses(self, indices: np.ndarray) -> np.ndarray:
+        """(n,) the pose behind each of ``indices`` (0 = most frequent): an oracle too."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return _poses(_draws(self._split, indices)[1])
 
 
 def pretraining_split(split: str, resolution: int, seed: int = 0) -> SyntheticSource:
