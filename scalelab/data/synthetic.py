@@ -83,7 +83,7 @@ CLASS_SPREAD = {"pretrain": 0.7, "synthetic-cifar100": 0.7, "synthetic-cifar10":
 # frequent poses first and through rarer ones only with more examples and compute, so the
 # probe error left over is the tail mass of unlearned poses (Michaud et al. 2023, Hutter 2021).
 POSES = 128
-POSE_ZIPF = 1.1
+POSE_ZIPF = 1.5
 MAX_SHIFT = 0.02  # sub-pixel jitter of the object, as a fraction of the image side
 OBJECT_GAIN = 1.0
 CLUTTER_GAIN = 0.8
