@@ -44,7 +44,7 @@ What was tried, and measured (ridge probe on the pre-logits, 16x16, LION):
   46.3% at 64k x 8). Small models (Wi-32...Wi-192) at batch 128, lr 1e-3, on N >= 16k keep
   falling without a plateau: grids/demo.toml. Its frontier (two seeds, 1,000 resamples) is
   a power law over 2.1 decades, R^2 0.995 / 0.999 (synthetic-cifar10 / -100), alpha 0.90
-  [0.65, 1.11] / 0.85 [0.72, 0.99]; the bend b sits at 1.7x / 1.9x the first frontier point,
+  [0.65, 1.09] / 0.84 [0.72, 1.00]; the bend b sits at 1.7x / 1.9x the first frontier point,
   and E_inf (0.42 / 0.46) stays close to the lowest error reached: the alpha interval is
   wide because alpha and E_inf trade off over two decades.
 - The knob, on that grid: POSE_ZIPF = 1.1 (a heavier tail, every pose rarer) delays the
