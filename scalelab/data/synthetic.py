@@ -37,8 +37,8 @@ What was tried, and measured (ridge probe on the pre-logits, 16x16, LION):
   Continuous translation by up to a quarter of the image was not learnable in a CPU demo's
   budget either.
 - With the Zipf poses (128 poses, POSE_ZIPF = 1.5), N = 8k and 64k, T 1...8:
-  at batch 256 and lr 3e-4, N = 8k (8 images per class, 31 steps an epoch) stays within 2
-  points of the random init after 8 epochs and B-4/Wi-256 overfits 64k after 4 epochs; batch
+  at batch 256 and lr 3e-4, B-4/Wi-256 on N = 8k (8 images per class, 31 steps an epoch)
+  stays within 2 points of its random init after 8 epochs and overfits 64k after 4; batch
   64 at the same lr trains worse per epoch (B-4/Wi-256 on 64k, T = 1: 63.0% against 59.2%);
   lr 1e-3 makes B-4/Wi-256 diverge (loss 9.6) but trains B-1/Wi-64 better (42.7% against
   46.3% at 64k x 8). Small models (Wi-32...Wi-192) at batch 128, lr 1e-3, on N >= 16k keep
