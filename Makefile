@@ -14,6 +14,8 @@ FFCV_DEBS := libopencv-dev libturbojpeg0-dev pkg-config
 DEMO_TARGETS := synthetic-cifar10 synthetic-cifar100
 # The name in grids/demo.toml: the demo's fits and figures read this sweep only.
 DEMO_SWEEP := demo
+# The batch-size sub-sweep (grids/demo-batch.toml): its own sweep in the same database.
+DEMO_BATCH_SWEEP := demo-batch
 
 .PHONY: install install-ffcv services demo test test-all bench lint clean
 
@@ -40,6 +42,7 @@ install-ffcv: $(VENV)/.ffcv
 
 demo: $(VENV)/.installed
 	$(BIN)/scalelab enqueue grids/demo.toml
+	$(BIN)/scalelab enqueue grids/demo-batch.toml
 	$(BIN)/scalelab launch --executor local --workers 2 --until-empty
 	$(BIN)/scalelab status
 	for target in $(DEMO_TARGETS); do \
@@ -48,6 +51,9 @@ demo: $(VENV)/.installed
 	done
 	$(BIN)/scalelab plot all --target synthetic-cifar100 --sweep $(DEMO_SWEEP) \
 	  --targets synthetic-cifar10,synthetic-cifar100 --out plots
+	$(BIN)/scalelab plot fig1 --target synthetic-cifar10 --sweep $(DEMO_SWEEP) --out plots
+	$(BIN)/scalelab plot batch-size --target synthetic-cifar100 --sweep $(DEMO_BATCH_SWEEP) \
+	  --out plots
 
 # PostgreSQL and a one-node SLURM cluster (installed with apt-get when missing), idempotent.
 services:

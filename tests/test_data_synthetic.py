@@ -120,3 +120,37 @@ def test_probe_targets_are_rendered_once_then_read_from_the_cache(tmp_path, monk
     direct = _render_examples(source.seed, source._split, 16, picks)
     np.testing.assert_array_equal(first, direct)
     np.testing.assert_array_equal(again, direct)
+
+
+def test_poses_follow_the_zipf_law_the_world_states():
+    """The tail knob: pose k is drawn with p_k = k^-s / H, checked against that closed form."""
+    source = pretraining_source("synthetic", "train", 16)
+    poses = source.poses(np.arange(200_000))
+    counts = np.bincount(poses, minlength=synthetic.POSES)
+    k = np.arange(1, synthetic.POSES + 1)
+    expected = k**-synthetic.POSE_ZIPF / np.sum(k**-synthetic.POSE_ZIPF)
+    np.testing.assert_allclose(synthetic.pose_frequencies(), expected)
+    # Binomial noise: within 5 standard deviations for every pose.
+    std = np.sqrt(200_000 * expected * (1 - expected))
+    assert np.all(np.abs(counts - 200_000 * expected) < 5 * std + 1)
+    head = slice(0, 20)
+    slope = np.polyfit(np.log(k[head]), np.log(counts[head]), 1)[0]
+    assert abs(slope + synthetic.POSE_ZIPF) < 0.1
+    # The downstream targets are seen through the same poses.
+    target = downstream_source("synthetic-cifar100", "train", 16).poses(np.arange(50_000))
+    assert abs(np.mean(target == 0) - expected[0]) < 0.01
+
+
+def test_a_pose_is_a_view_that_pixels_do_not_share():
+    """Same latent, two poses: unrelated pixels; same latent, same pose: the same picture up to
+    jitter and clutter, so a network must learn each pose's view of the object on its own."""
+    rng = np.random.default_rng(0)
+    latents = np.repeat(rng.standard_normal((1, synthetic.LATENT_DIM)), 3, axis=0)
+    nuisance = np.full((3, synthetic._NUM_DRAWS - synthetic.LATENT_DIM), 0.5)
+    nuisance[:, 0] = [0.0, 0.0, 0.999]  # pose 0 twice, then a rare pose
+    nuisance[1, 1:3] = 0.75  # the second image jittered: another sub-pixel shift
+    nuisance[:, 1 + 2 + 2 + 4 : 1 + 2 + 2 + 4 + 2] = 0.0  # no clutter: the object alone
+    images = synthetic.render(0, 16, latents, nuisance).reshape(3, -1) / 255.0
+    centred = images - images.mean(1, keepdims=True)
+    corr = np.corrcoef(centred)
+    assert corr[0, 1] > 0.9 and abs(corr[0, 2]) < 0.3

@@ -446,6 +446,20 @@ def test_batch_size_draws_one_line_per_epochs_with_a_point_per_batch_size():
     assert ax.get_title() == "B-12/Wi-1024, N = 10M"
 
 
+def test_batch_size_draws_every_batch_size_though_a_fit_keeps_one_setting():
+    """In a database each batch size is its own hyper-parameter setting, of which a fit keeps
+    one per (model, N, T); the batch-size figure still compares them all."""
+    runs = batch_runs()
+    runs = runs.loc[runs["examples"] == EXAMPLES[-1]]
+    runs = runs.assign(
+        setting=runs["batch_size"].map(lambda b: f"batch_size={b:g}"),
+        checkpoint_id=np.arange(len(runs)),  # a job and checkpoints of its own, as stored
+        job_id=runs["job_id"] + 100 * runs["batch_size"].rank(method="dense"),
+    )
+    ax = batch_size_figure(runs, "cifar100").axes[0]
+    assert all(list(line.get_xdata()) == [1024, 4096, 16384] for line in by_gid(ax, "run"))
+
+
 def test_batch_size_with_several_studies_names_each_line():
     ax = batch_size_figure(batch_runs(), "cifar100").axes[0]
     assert len(by_gid(ax, "run")) == len(EXAMPLES) * len(EPOCHS)

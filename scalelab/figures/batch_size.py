@@ -29,7 +29,7 @@ LINESTYLES = ("-", "--", ":", "-.")
 def batch_size_figure(runs: pd.DataFrame, target: str, method: str | None = None) -> Figure:
     """Error on `target` against batch size for every (model, N) trained with several batch
     sizes; one line per epoch count T (averaged over seeds), coloured from short to long."""
-    rows = rows_for_target(runs, target, method)
+    rows = _every_setting(runs, target, method)
     studies = batch_size_studies(rows)
     if not studies:
         raise PlotError(
@@ -67,6 +67,17 @@ def batch_size_figure(runs: pd.DataFrame, target: str, method: str | None = None
             ax.set_title(studies[0][0])
         legend_inside(ax)
     return fig
+
+
+def _every_setting(runs: pd.DataFrame, target: str, method: str | None) -> pd.DataFrame:
+    """The rows a fit of `target` would draw from, at every hyper-parameter setting.
+
+    A fit keeps one setting per (model, N, T) (analysis.points.select_settings); a batch-size
+    study is the comparison between the settings that rule chooses from, so it needs them all.
+    """
+    chosen = rows_for_target(runs, target, method)  # the fit's checks and its probe method
+    rows = runs.loc[(runs["target"] == target) & (runs["method"] == chosen["method"].iloc[0])]
+    return rows.loc[(rows["status"] != "diverged") & (rows["compute"] > 0)]
 
 
 def batch_size_studies(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:

@@ -1,0 +1,89 @@
+"""The demo sweep end to end (minutes on a 2-core CPU): its frontier is a power law.
+
+Runs grids/demo.toml as `make demo` does (two local workers, then `scalelab fit` per target)
+and checks goals 1-3 of issue 16 on both synthetic targets: the bend b of
+E(C) = a(b+C)^-alpha + E_inf lies below the frontier (or b = 0), R^2 (log) >= 0.97 over at
+least 2 decades of compute, alpha in [0.05, 1] with a 95% bootstrap interval narrower than
+0.2 that excludes 0, and frontier points from at least 3 model sizes and 3 dataset sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = ("synthetic-cifar10", "synthetic-cifar100")
+
+
+def scalelab(*args: str, cwd: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SCALELAB_CACHE": str(cwd / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-m", "scalelab.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def demo_fits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    work = tmp_path_factory.mktemp("demo")
+    db = str(work / "runs.db")
+    scalelab("enqueue", str(ROOT / "grids" / "demo.toml"), "--db", db, cwd=work)
+    scalelab(
+        "launch", "--executor", "local", "--workers", "2", "--until-empty", "--db", db, cwd=work
+    )
+    fits = {}
+    for target in TARGETS:
+        out = work / f"fit-{target}.json"
+        scalelab(
+            "fit",
+            "--target",
+            target,
+            "--sweep",
+            "demo",
+            "--bootstrap",
+            "1000",
+            "--db",
+            db,
+            "--json",
+            str(out),
+            cwd=work,
+        )
+        fits[target] = json.loads(out.read_text())
+    return fits
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 16 is open: the fitted bend b is at 1.7x (cifar10) and 1.9x (cifar100) the "
+    "first frontier compute, and the alpha intervals are 0.44 and 0.28 wide (README, 'What "
+    "the demo shows'); strict, so a world that meets the goal turns this into a failure",
+)
+@pytest.mark.parametrize("target", TARGETS)
+def test_demo_frontier_is_a_power_law_with_a_believable_exponent(demo_fits, target) -> None:
+    fit = demo_fits[target]
+    law, frontier = fit["compute_law"], fit["frontier"]
+    compute = [point["compute"] for point in frontier]
+    # 1. The power-law regime: no bend inside the data, a good fit over >= 2 decades.
+    assert law["b"] == 0 or law["b"] < min(compute), (law["b"], min(compute))
+    assert law["r2"] >= 0.97
+    assert math.log10(max(compute) / min(compute)) >= 2
+    # 2. A believable exponent, measured tightly.
+    low, high = law["alpha_ci"]
+    assert 0.05 <= law["alpha"] <= 1.0
+    assert 0 < low <= law["alpha"] <= high and high - low < 0.2
+    # 3. A broad frontier: several model sizes and dataset sizes take turns on it.
+    assert len({point["model"] for point in frontier}) >= 3
+    assert len({point["examples"] for point in frontier}) >= 3
