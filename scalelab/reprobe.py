@@ -51,8 +51,10 @@ def probe_record(
     settings: dict[str, Any],
     config: dict[str, Any],
     device: torch.device,
+    alive: Callable[[], None] = lambda: None,
 ) -> ProbeRecord:
-    """Probe ``model`` (a job's encoder) on ``target``; the record keeps the settings used."""
+    """Probe ``model`` (a job's encoder) on ``target``; the record keeps the settings used.
+    ``alive`` is called after every batch through the encoder."""
     from scalelab.probe import probe_encoder
 
     result = probe_encoder(
@@ -63,6 +65,7 @@ def probe_record(
         device=device,
         settings=settings,
         seed=int(config["seed"]),
+        alive=alive,
     )
     details = {**result.details, SETTINGS_KEY: settings}
     return ProbeRecord(target, result.method, result.error, details, result.wall_seconds)
@@ -112,7 +115,15 @@ def probe_missing(
         model.to(device)
         progress({"phase": "evaluate", "epoch": ckpt.epochs})
         records = [
-            probe_record(model, t, method=method, settings=settings, config=config, device=device)
+            probe_record(
+                model,
+                t,
+                method=method,
+                settings=settings,
+                config=config,
+                device=device,
+                alive=lambda: progress({"phase": "alive"}),
+            )
             for t in todo
         ]
         record_probes(engine, lease, ckpt.id, records, lease_s=lease_s)

@@ -189,3 +189,25 @@ def test_the_halved_retry_runs_after_the_out_of_memory_error_is_released():
     x = torch.arange(10.0)[:, None]
     torch.testing.assert_close(_prelogits(SmallGPU(), x), x * 2)
     assert len(handling) == 7 and handling == [None] * 7  # 10 -> 5, 5 -> 2, 3, 2, 3
+
+
+def test_the_probe_reports_every_batch_through_the_encoder_as_progress():
+    """A worker's watchdog renews the lease only on progress: a long lion probe (50 epochs of
+    augmented images through the encoder) must show it at every batch, not once per probe."""
+    from scalelab.probe.features import _default_batch_size
+
+    torch.manual_seed(0)
+    model = build_model("B-1/Wi-16", num_classes=10, resolution=16)
+    calls = []
+    probe_encoder(
+        model,
+        "synthetic-cifar10",
+        method="lion",
+        resolution=16,
+        device="cpu",
+        settings={"train_examples": 2000, "test_examples": 500, "epochs": 3, "batch_size": 500},
+        alive=lambda: calls.append(1),
+    )
+    extraction = _default_batch_size(torch.device("cpu"))
+    batches = -(-2000 // extraction) - (-500 // extraction)  # train and test features
+    assert len(calls) == batches + 3 * (2000 // 500)  # then 3 epochs of 4 augmented batches

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +54,15 @@ def extract_features(
     device: str | torch.device,
     batch_size: int | None = None,
     indices: np.ndarray | None = None,
+    alive: Callable[[], None] = lambda: None,
 ) -> tuple[Tensor, Tensor]:
     """(features float32 (n, D), labels int64 (n,)) of every example of `source`, on `device`.
 
     Eval mode, no augmentation (for a square image this is the authors' ratio-1 centre crop),
     the source's own mean/std, upscaled to the model's
     `resolution`. The model's train/eval mode is restored afterwards, so a worker can probe
-    mid-training.
+    mid-training. `alive` is called after every batch: a worker's watchdog counts that as
+    progress, so a long extraction is never taken for a stall.
     """
     device = torch.device(device)
     indices = np.arange(len(source)) if indices is None else indices
@@ -76,6 +78,7 @@ def extract_features(
                 inputs = to_model_input(x, source.mean, source.std, resolution)  # (B, 3, R, R)
                 features.append(_prelogits(model, inputs).float())  # (B, D)
                 labels.append(y)
+                alive()
     finally:
         model.train(was_training)
     return torch.cat(features), torch.cat(labels).to(torch.int64)
@@ -90,11 +93,13 @@ def augmented_epochs(
     batch_size: int,
     seed: int,
     indices: np.ndarray | None = None,
+    alive: Callable[[], None] = lambda: None,
 ) -> EpochBatches:
     """Each call: one pass over `source` in a new order, pre-logits of augmented images.
 
     The training side of the authors' probe: their loader's random-resized crops and flips
     (no MixUp), the last partial batch dropped; the model stays frozen in eval mode.
+    `alive` is called after every batch, as in `extract_features`.
     """
     device = torch.device(device)
     indices = np.arange(len(source)) if indices is None else indices
@@ -127,6 +132,7 @@ def augmented_epochs(
                 with torch.no_grad():
                     images = augment.images(x, generator)  # (B, 3, R, R)
                     features = _prelogits(model, images).float()  # (B, D)
+                alive()
                 yield features, y.to(torch.int64)
         finally:
             model.train(was_training)
@@ -144,10 +150,12 @@ def probe_encoder(
     data_root: Path | None = None,
     settings: Mapping[str, Any] | None = None,
     seed: int = 0,
+    alive: Callable[[], None] = lambda: None,
 ) -> ProbeResult:
     """Probe `model`'s pre-logits on `target`: train on its train split, error on its test split.
 
-    wall_seconds covers extraction and fit; details split them (extract_seconds).
+    wall_seconds covers extraction and fit; details split them (extract_seconds). `alive` is
+    called after every batch through the encoder (a worker's watchdog counts it as progress).
 
     Example: probe_encoder(model, "synthetic-cifar10", method="ridge", resolution=64, device="cpu")
     """
@@ -163,6 +171,7 @@ def probe_encoder(
             resolution=resolution,
             device=device,
             indices=_subset(source, n, f"{split}_examples"),
+            alive=alive,
         )
         num_classes = source.num_classes
     extract_seconds = time.perf_counter() - start
@@ -178,6 +187,7 @@ def probe_encoder(
             batch_size=options["batch_size"],
             seed=seed,
             indices=_subset(sources["train"], sizes["train"], "train_examples"),
+            alive=alive,
         )
     result = run_probe(
         train_x,

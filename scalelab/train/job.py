@@ -74,7 +74,7 @@ class JobControl:
 
     stop_reason: Callable[[], str | None]  # a reason to stop now (SIGTERM, time limit, ...)
     lease_lost: Callable[[], bool]
-    # Called at every step, evaluation batch and probe (phase "alive": progress, nothing to
+    # Called at every step, evaluation batch and probe batch (phase "alive": progress, nothing to
     # show): the worker renews the job's lease only while it is called.
     progress: Callable[[dict[str, Any]], None] = lambda info: None
     checkpoint_every_s: float = 600.0
@@ -307,6 +307,7 @@ class JobRunner:
                 settings=probe_cfg["settings"],
                 config=self.cfg,
                 device=self.device,
+                alive=lambda: self.control.progress({"phase": "alive"}),
             )
             for target in probe_cfg["targets"]
         ]
