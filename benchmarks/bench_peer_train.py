@@ -22,6 +22,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from authors_reference import AuthorsLion
 from common import machine, write_section
 from torch import nn
 
@@ -58,27 +59,6 @@ class AuthorsMLP(nn.Module):
         for block, norm in zip(self.blocks, self.layernorms, strict=True):
             x = x + block(norm(x))
         return self.linear_out(x)  # (B, K)
-
-
-class AuthorsLion(torch.optim.Optimizer):
-    def __init__(self, params, lr: float, betas: tuple[float, float], weight_decay: float):
-        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
-
-    @torch.no_grad()
-    def step(self) -> None:  # type: ignore[override]
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                p.data.mul_(1 - group["lr"] * group["weight_decay"])
-                state = self.state[p]
-                if len(state) == 0:
-                    state["exp_avg"] = torch.zeros_like(p)
-                exp_avg = state["exp_avg"]
-                beta1, beta2 = group["betas"]
-                update = exp_avg * beta1 + p.grad * (1 - beta1)
-                p.add_(torch.sign(update), alpha=-group["lr"])
-                exp_avg.mul_(beta2).add_(p.grad, alpha=1 - beta2)
 
 
 def authors_step(model, opt, ims, targs, targs_perm, weight) -> float:

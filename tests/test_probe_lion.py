@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.optim import Optimizer
 
 from scalelab.errors import ProbeError
 from scalelab.models import build_model
@@ -14,28 +16,9 @@ from scalelab.probe import probe_encoder, run_probe
 from scalelab.probe.features import augmented_epochs, extract_features
 from scalelab.probe.gradient import fit_lion
 
-
-class AuthorsLion(Optimizer):
-    """The step of the authors' utils/optimizer.py Lion, one parameter at a time."""
-
-    def __init__(self, params, lr: float, betas=(0.9, 0.99), weight_decay: float = 0.0):
-        super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay})
-
-    @torch.no_grad()
-    def step(self):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                p.data.mul_(1 - group["lr"] * group["weight_decay"])
-                state = self.state[p]
-                if len(state) == 0:
-                    state["exp_avg"] = torch.zeros_like(p)
-                exp_avg = state["exp_avg"]
-                beta1, beta2 = group["betas"]
-                update = exp_avg * beta1 + p.grad * (1 - beta1)
-                p.add_(torch.sign(update), alpha=-group["lr"])
-                exp_avg.mul_(beta2).add_(p.grad, alpha=1 - beta2)
+# The authors' LION, one copy shared with the training-step benchmark.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from authors_reference import AuthorsLion  # noqa: E402
 
 
 def authors_linear_probe(x, y, classes, *, seed, lr, epochs, batch_size, smooth, clip):
