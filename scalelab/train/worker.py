@@ -7,7 +7,7 @@ Failure handling, so that nothing is lost:
   its next step within STOP_GRACE_S, the watchdog releases the job and ends the process
   (exit 1): the job resumes elsewhere from its last checkpoint.
 - A stuck job: the lease is renewed only while the job makes progress (training steps,
-  evaluation batches, probes). With no progress for the stall limit (``--stall-min``) the
+  evaluation batches, probe batches). With no progress for the stall limit (``--stall-min``) the
   watchdog releases the job with the reason and ends the process (exit 3).
 - The database away (a restart, a dropped connection): every queue write and every stored
   result is retried with backoff; a job whose other reads fail on it is released (no attempt
