@@ -65,12 +65,6 @@ def demo_fits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 is open: the fitted bend b is at 1.7x (cifar10) and 1.9x (cifar100) the "
-    "first frontier compute, and the alpha intervals are 0.44 and 0.28 wide (README, 'What "
-    "the demo shows'); strict, so a world that meets the goal turns this into a failure",
-)
 @pytest.mark.parametrize("target", TARGETS)
 def test_demo_frontier_is_a_power_law_with_a_believable_exponent(demo_fits, target) -> None:
     fit = demo_fits[target]

@@ -42,15 +42,22 @@ What was tried, and measured (ridge probe on the pre-logits, 16x16, LION):
   64 at the same lr trains worse per epoch (B-4/Wi-256 on 64k, T = 1: 63.0% against 59.2%);
   lr 1e-3 makes B-4/Wi-256 diverge (loss 9.6) but trains B-1/Wi-64 better (42.7% against
   46.3% at 64k x 8). Small models (Wi-32...Wi-192) at batch 128, lr 1e-3, on N >= 16k keep
-  falling without a plateau: grids/demo.toml. Its frontier (two seeds, 1,000 resamples) is
+  falling without a plateau: the first demo grid. Its frontier (two seeds, 1,000 resamples) is
   a power law over 2.1 decades, R^2 0.995 / 0.999 (synthetic-cifar10 / -100), alpha 0.90
   [0.65, 1.09] / 0.84 [0.72, 1.00]; the bend b sits at 1.7x / 1.9x the first frontier point,
   and E_inf (0.42 / 0.46) stays close to the lowest error reached: the alpha interval is
   wide because alpha and E_inf trade off over two decades.
-- The knob, on that grid: POSE_ZIPF = 1.1 (a heavier tail, every pose rarer) delays the
-  learning and brings the onset back (alpha 2.5 / 3.7, b at 20x / 33x the first point, R^2
-  0.96 / 0.97); POSE_ZIPF = 2.0 (the first pose 61% of images) learns sooner but saturates:
-  alpha 1.17 [0.94, 2.32] / 0.98 [0.45, 1.07], the frontier on 2 model sizes for
+- The same world, a grid moved past the onset: N = 16k left out (B-1/Wi-32 there ends at
+  99% held-out error: that first frontier point put b inside the data) and N = 256k added,
+  B-2/Wi-192 (never on the frontier) replaced by B-2/Wi-64 so that E(P) keeps four sizes at
+  the largest N: b = 0 on both targets, alpha 0.46 [0.43, 0.51] / 0.41 [0.38, 0.42], R^2
+  0.992 / 0.991 over 2.08 decades, 4 model sizes and 3 dataset sizes on the frontier. With
+  B-1/Wi-96 as the fourth size instead, it tied B-2/Wi-128 on synthetic-cifar10 at 256k, took
+  the frontier's top point and left 1.78 decades (alpha 0.27 [0.22, 0.57]).
+- The knob, on the first of those grids: POSE_ZIPF = 1.1 (a heavier tail, every pose rarer)
+  delays the learning and brings the onset back (alpha 2.5 / 3.7, b at 20x / 33x the first
+  point, R^2 0.96 / 0.97); POSE_ZIPF = 2.0 (the first pose 61% of images) learns sooner but
+  saturates: alpha 1.17 [0.94, 2.32] / 0.98 [0.45, 1.07], the frontier on 2 model sizes for
   synthetic-cifar10, no interval for E(P). 1.5 is kept.
 
 Every image is a pure function of (seed, split, index): the per-image randomness comes from
