@@ -130,37 +130,28 @@ def claim(
                 break
         if row is None:
             return None
-        if adopted:
-            session.execute(
-                update(Job)
-                .where(Job.id == row.id)
-                .values(heartbeat_at=now, lease_expires_at=now + dt.timedelta(seconds=lease_s))
-                .execution_options(synchronize_session=False)
-            )
-            return Lease(
-                job_id=row.id,
-                token=row.claim_token,
-                worker_id=worker_id,
-                config=dict(row.config),
-                epochs=[float(t) for t in row.epochs],
-                attempt=row.attempts,
-            )
-        values: dict[str, Any] = {
-            "status": "running",
-            "attempts": row.attempts + 1,
-            "claim_token": row.claim_token + 1,
-            "worker_id": worker_id,
-            "host": host or socket.gethostname(),
-            "slurm_job_id": slurm_job_id,
-            "heartbeat_at": now,
-            "lease_expires_at": now + dt.timedelta(seconds=lease_s),
-            "started_at": row.started_at or now,
-        }
-        if row.status == "running":
-            values["last_error"] = (
-                f"lease of {row.worker_id} expired at {row.lease_expires_at:%Y-%m-%d %H:%M:%S}; "
-                "resumed from the last checkpoint"
-            )
+        lease_end = now + dt.timedelta(seconds=lease_s)
+        if adopted:  # this worker's own claim, committed already: only renew its lease
+            token, attempt = row.claim_token, row.attempts
+            values: dict[str, Any] = {"heartbeat_at": now, "lease_expires_at": lease_end}
+        else:
+            token, attempt = row.claim_token + 1, row.attempts + 1
+            values = {
+                "status": "running",
+                "attempts": attempt,
+                "claim_token": token,
+                "worker_id": worker_id,
+                "host": host or socket.gethostname(),
+                "slurm_job_id": slurm_job_id,
+                "heartbeat_at": now,
+                "lease_expires_at": lease_end,
+                "started_at": row.started_at or now,
+            }
+            if row.status == "running":
+                values["last_error"] = (
+                    f"lease of {row.worker_id} expired at "
+                    f"{row.lease_expires_at:%Y-%m-%d %H:%M:%S}; resumed from the last checkpoint"
+                )
         session.execute(
             update(Job)
             .where(Job.id == row.id)
@@ -169,11 +160,11 @@ def claim(
         )
         return Lease(
             job_id=row.id,
-            token=row.claim_token + 1,
+            token=token,
             worker_id=worker_id,
             config=dict(row.config),
             epochs=[float(t) for t in row.epochs],
-            attempt=row.attempts + 1,
+            attempt=attempt,
         )
 
 

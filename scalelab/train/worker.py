@@ -135,6 +135,9 @@ class _Heartbeat(threading.Thread):
     def progress(self) -> None:
         self.last_progress = time.monotonic()
 
+    def _stalled(self, now: float) -> bool:
+        return bool(self.options.stall_s) and now - self.last_progress > self.options.stall_s
+
     def run(self) -> None:
         # Renewals run on their own thread: a database call that hangs (a host gone from the
         # network) must not keep the watchdog from acting.
@@ -148,10 +151,10 @@ class _Heartbeat(threading.Thread):
                 self._abandon(
                     f"{reason} (the job was blocked and did not reach a step)", BLOCKED_EXIT
                 )
-            stall_s = self.options.stall_s
-            if stall_s and now - self.last_progress > stall_s:
+            if self._stalled(now):
                 self._abandon(
-                    f"stalled: no progress for {stall_s / 60:g} min (a blocked loader?); "
+                    f"stalled: no progress for {self.options.stall_s / 60:g} min "
+                    "(a blocked loader?); "
                     "released by its worker's watchdog",
                     STALLED_EXIT,
                 )
@@ -163,9 +166,8 @@ class _Heartbeat(threading.Thread):
                 )
 
     def _renew(self) -> None:
-        stall_s = self.options.stall_s
         while not self.done.wait(self.every_s):
-            if stall_s and time.monotonic() - self.last_progress > stall_s:
+            if self._stalled(time.monotonic()):
                 continue  # no progress: the lease is left to lapse (the watchdog releases it)
             try:
                 heartbeat(self.engine, self.lease, lease_s=self.options.lease_s)
