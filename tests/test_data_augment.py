@@ -160,3 +160,27 @@ def test_without_crop_the_loaders_crop_is_only_flipped_and_resized():
     torch.testing.assert_close(images, to_model_input(x, MEAN, STD, 16), atol=1e-5, rtol=0)
     cropped = aug.images(x, torch.Generator().manual_seed(0))
     assert not torch.allclose(cropped, images, atol=1e-3)
+
+
+@pytest.mark.parametrize("crop", [True, False])
+def test_whole_image_crops_at_the_model_side_are_only_flipped(crop):
+    # Area fraction 1 at the model's side: every box is the whole image, so the image is the
+    # normalised original or its mirror, never resampled.
+    aug = TrainAugment(10, MEAN, STD, 16, crop_scale=(1.0, 1.0), mixup=0.0)
+    x = _batch(64, 16)
+    images = aug.images(x, torch.Generator().manual_seed(0), crop=crop)
+    plain = to_model_input(x, MEAN, STD, 16)
+    mirrored = plain.flip(-1)
+    same = (images - plain).flatten(1).abs().amax(1) < 1e-6
+    flipped = (images - mirrored).flatten(1).abs().amax(1) < 1e-6
+    assert bool((same | flipped).all())
+    assert 16 <= int(flipped.sum()) <= 48  # flips drawn with probability 1/2
+
+
+def test_a_whole_area_crop_outside_the_ratio_range_is_still_cut():
+    # Ratio range excluding 1: the fallback is the largest centred crop of such a ratio.
+    aug = TrainAugment(10, MEAN, STD, 16, flip=False, crop_scale=(1.0, 1.0), mixup=0.0,
+                       crop_ratio=(1.5, 2.0))  # fmt: skip
+    x = _batch(8, 16)
+    images = aug.images(x, torch.Generator().manual_seed(0))
+    assert not torch.allclose(images, to_model_input(x, MEAN, STD, 16), atol=1e-3)
