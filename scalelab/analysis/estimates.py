@@ -84,22 +84,36 @@ class BottleneckPoints:
     fixed: dict[str, float]
 
 
+def _largest_fittable(fixed: np.ndarray, varied: np.ndarray) -> float:
+    """The largest value of the ``fixed`` axis trained at enough ``varied`` values for a
+    bottleneck law (else the largest, and the law says how many it lacks). On a product grid
+    that is the largest; where only the smaller models were trained on the largest N, E(P)
+    is read at the largest N that enough model sizes reached."""
+    values = np.unique(fixed)
+    counts = np.array([len(np.unique(varied[fixed == v])) for v in values])
+    enough = values[counts >= BOTTLENECK_LAW_POINTS]
+    return float(enough.max() if len(enough) else values.max())
+
+
+def _bottleneck_points(data: PointArrays, axis: str, other: str) -> BottleneckPoints:
+    """Each ``axis`` value's error at the largest fittable ``other`` value (see above) and,
+    among those runs, the largest T."""
+    fixed = _largest_fittable(getattr(data, other), getattr(data, axis))
+    at = getattr(data, other) == fixed
+    t = data.epochs[at].max()
+    mask = at & (data.epochs == t)
+    x, error = _best_per_value(getattr(data, axis)[mask], data.error[mask])
+    return BottleneckPoints(x, error, {other: fixed, "epochs": float(t)})
+
+
 def params_law_points(data: PointArrays) -> BottleneckPoints:
-    """Each model size's error at the largest N and, among those runs, the largest T."""
-    at_n = data.examples == data.examples.max()
-    t = data.epochs[at_n].max()
-    mask = at_n & (data.epochs == t)
-    x, error = _best_per_value(data.params[mask], data.error[mask])
-    return BottleneckPoints(x, error, {"examples": float(data.examples.max()), "epochs": float(t)})
+    """Each model size's error at the largest N (that enough model sizes reached)."""
+    return _bottleneck_points(data, "params", "examples")
 
 
 def examples_law_points(data: PointArrays) -> BottleneckPoints:
-    """Each N's error with the largest model at that model's largest T."""
-    at_p = data.params == data.params.max()
-    t = data.epochs[at_p].max()
-    mask = at_p & (data.epochs == t)
-    x, error = _best_per_value(data.examples[mask], data.error[mask])
-    return BottleneckPoints(x, error, {"params": float(data.params.max()), "epochs": float(t)})
+    """Each N's error with the largest model (that was trained at enough N)."""
+    return _bottleneck_points(data, "examples", "params")
 
 
 def _bottleneck_law(

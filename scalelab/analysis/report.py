@@ -261,8 +261,11 @@ def fit_result(points: Points, analysis: Analysis) -> dict:
             "params_coefficient": _number(alloc.params_coefficient),
             "examples_coefficient": _number(alloc.examples_coefficient),
             "n_points": alloc.n_points,
+            "grid_edge": list(alloc.warnings),
         }
     )
+    if alloc is not None:
+        notes.extend(alloc.warnings)
     result["approach2"] = approach2_part(fits.get("approach2"), ci)
     if fits.get("approach2") is not None:
         notes.extend(fits["approach2"].warnings)
