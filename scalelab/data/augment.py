@@ -95,6 +95,11 @@ def sample_crops(
     return torch.stack([top, left, height, width], dim=1).long()
 
 
+def _draw_flips(batch: int, generator: torch.Generator) -> torch.Tensor:
+    """(B,) bool on the generator's device: which images are mirrored, each with p = 1/2."""
+    return torch.rand(batch, generator=generator, device=generator.device) < 0.5
+
+
 class TrainAugment:
     """Flips, random-resized crops, MixUp and label smoothing for one training batch.
 
@@ -163,8 +168,7 @@ class TrainAugment:
             # pixel at its own centre (equal to 1e-6) at 5x the cost of everything else here
             # on a CPU (16x16, batch 128). Flips only, so no crop is drawn from ``generator``.
             if self.flip:
-                flips = torch.rand(batch, generator=generator, device=generator.device) < 0.5
-                flips = flips.to(images.device).view(batch, 1, 1, 1)
+                flips = _draw_flips(batch, generator).to(images.device).view(batch, 1, 1, 1)
                 images = torch.where(flips, images.flip(-1), images)
             return _normalise(images, self.mean, self.std)
         theta = self._crop_and_flip(batch, side, generator, crop).to(images.device)  # (B, 2, 3)
@@ -190,7 +194,7 @@ class TrainAugment:
         top, left, height, width = box.float().unbind(1)  # pixels
         # Pixels [left, left + width) span [-1 + 2·left/S, -1 + 2·(left + width)/S] in the
         # align_corners=False coordinates of grid_sample.
-        flips = torch.rand(batch, generator=generator, device=device) < 0.5
+        flips = _draw_flips(batch, generator)
         sign = torch.where(flips, -1.0, 1.0) if self.flip else torch.ones(batch, device=device)
         theta = torch.zeros(batch, 2, 3, device=device)
         theta[:, 0, 0] = width / side * sign
