@@ -1,11 +1,12 @@
 """The demo sweep end to end (minutes on a 2-core CPU): its frontier is a power law.
 
 Runs grids/demo.toml and grids/demo-wide-n.toml (one sweep) as `make demo` does (two local
-workers, then `scalelab fit` per target) and checks goals 1-3 of issue 16 on both synthetic
+workers, then `scalelab fit` per target) and checks goals 1-4 and 7 of issue 16 on both synthetic
 targets: the bend b of E(C) = a(b+C)^-alpha + E_inf lies below the frontier (or b = 0),
 R^2 (log) >= 0.97 over at least 2 decades of compute, alpha in [0.05, 1] with a 95%
 bootstrap interval narrower than 0.2 that excludes 0, and frontier points from at least 3
-model sizes and 3 dataset sizes.
+model sizes and 3 dataset sizes; E(P) and E(N) with intervals; pretrained features >= 10
+points better than the best random initialisation.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from scalelab import load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ("synthetic-cifar10", "synthetic-cifar100")
@@ -38,7 +41,7 @@ def scalelab(*args: str, cwd: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_fits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("demo")
     db = str(work / "runs.db")
     for grid in DEMO_GRIDS:
@@ -46,6 +49,12 @@ def demo_fits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     scalelab(
         "launch", "--executor", "local", "--workers", "2", "--until-empty", "--db", db, cwd=work
     )
+    return Path(db)
+
+
+@pytest.fixture(scope="module")
+def demo_fits(demo_db: Path) -> dict[str, dict]:
+    work, db = demo_db.parent, str(demo_db)
     fits = {}
     for target in TARGETS:
         out = work / f"fit-{target}.json"
@@ -84,3 +93,25 @@ def test_demo_frontier_is_a_power_law_with_a_believable_exponent(demo_fits, targ
     # 3. A broad frontier: several model sizes and dataset sizes take turns on it.
     assert len({point["model"] for point in frontier}) >= 3
     assert len({point["examples"] for point in frontier}) >= 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", TARGETS)
+def test_demo_bottleneck_laws_have_intervals(demo_fits, target) -> None:
+    # 4. E(P) and E(N): two seeds per point, so every resample keeps every size.
+    for law in ("params_law", "examples_law"):
+        low, high = demo_fits[target][law]["alpha_ci"]
+        assert 0 < low < high, (law, low, high)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", TARGETS)
+def test_demo_pretrained_features_beat_random_initialisation(demo_db, target) -> None:
+    # 7. The best pretrained point probes >= 10 points better than the best T = 0 baseline
+    # (the same models at random initialisation), both as seed means.
+    runs = load_runs(str(demo_db), sweeps=["demo"])
+    runs = runs[runs["target"] == target]
+    means = runs.groupby(["model", "examples", "epochs"])["error"].mean().reset_index()
+    pretrained = means.loc[means["epochs"] > 0, "error"].min()
+    random_init = means.loc[means["epochs"] == 0, "error"].min()
+    assert random_init - pretrained >= 0.10, (random_init, pretrained)
