@@ -266,6 +266,7 @@ def fit_result(points: Points, analysis: Analysis) -> dict:
     )
     if alloc is not None:
         notes.extend(alloc.warnings)
+        notes.extend(_allocation_interval_notes(result["allocation"]))
     result["approach2"] = approach2_part(fits.get("approach2"), ci)
     if fits.get("approach2") is not None:
         notes.extend(fits["approach2"].warnings)
@@ -340,6 +341,21 @@ def _selection_notes(points: Points) -> list[str]:
     if sel["contested"] and points.target == "upstream":
         return ["selection: the target is the upstream error, so settings were chosen on it"]
     return []
+
+
+def _allocation_interval_notes(allocation: dict) -> list[str]:
+    """Approach 1 reads P*(C) off the runs on the frontier: when no resample changes which
+    runs those are, its interval has no width, however coarse the grid's sizes (the demo's
+    first Zipf grids: [0.2974, 0.2974] against Approach 3's [0.12, 0.22])."""
+    interval = allocation["params_exponent_ci"]
+    if interval is None or interval[1] > interval[0]:
+        return []
+    return [
+        f"allocation: every bootstrap resample kept the same {allocation['n_points']} runs on "
+        f"the T={allocation['epochs']:g} frontier, so Approach 1's intervals have no width: "
+        "they show the seeds' noise, not how coarsely the grid's model sizes and dataset sizes "
+        "locate P*(C) and N*(C)"
+    ]
 
 
 def _bootstrap_notes(draws: BootstrapDraws) -> list[str]:
