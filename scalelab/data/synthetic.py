@@ -54,6 +54,13 @@ What was tried, and measured (ridge probe on the pre-logits, 16x16, LION):
   0.992 / 0.991 over 2.08 decades, 4 model sizes and 3 dataset sizes on the frontier. With
   B-1/Wi-96 as the fourth size instead, it tied B-2/Wi-128 on synthetic-cifar10 at 256k, took
   the frontier's top point and left 1.78 decades (alpha 0.27 [0.22, 0.57]).
+- The demo grid since 2026-12-03: widths that double at one depth (B-1/Wi-16 ... Wi-128),
+  N = 32k ... 256k and the three smaller models on 512k too, the probe on 20k / 10k images:
+  b below the first frontier point, alpha 0.41 [0.34, 0.47] / 0.36 [0.33, 0.39], R^2
+  0.995 / 0.993 over 2.19 decades, 3 model and 5 dataset sizes on the frontier. Widths 1.5x
+  apart (16, 24, ..., 96) widened alpha's interval to 0.3 or more (near-tied sizes swap places
+  on the frontier between resamples); B-2/Wi-128 as the fourth size (probing like B-1/Wi-64)
+  pulled E(P, N)'s P* exponent to 0.16 against Approach 1's 0.30.
 - The knob, on the first of those grids: POSE_ZIPF = 1.1 (a heavier tail, every pose rarer)
   delays the learning and brings the onset back (alpha 2.5 / 3.7, b at 20x / 33x the first
   point, R^2 0.96 / 0.97); POSE_ZIPF = 2.0 (the first pose 61% of images) learns sooner but
