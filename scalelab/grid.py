@@ -2,7 +2,8 @@
 
 ```toml
 name = "demo"                 # sweep name
-dataset = "synthetic"         # or the folder written by `scalelab prepare imagenet21k`
+dataset = "synthetic"         # "synthetic:pose_zipf=2" for a lighter pose tail, or the folder
+                              # written by `scalelab prepare imagenet21k`
 resolution = 16               # input side in pixels (the paper: 64)
 models = ["B-2/Wi-128", "B-4/Wi-256"]
 examples = [2000, 8000]       # N, pretraining examples (class-stratified, nested subsets)
@@ -282,7 +283,25 @@ def _check_probe_settings(chk: _Checker, method: str, settings: dict[str, Any]) 
     return {**resolved, **subset}
 
 
-def _dataset_classes(chk: _Checker, doc: dict[str, Any], resolution: int) -> tuple[int, int | None]:
+def _dataset(chk: _Checker, doc: dict[str, Any]) -> str:
+    """The pretraining set's name, with the embedded world's options checked and written one
+    way ("synthetic:pose_zipf=1.5" is "synthetic": the same jobs)."""
+    from scalelab.data import synthetic
+    from scalelab.data.sources import is_synthetic
+    from scalelab.errors import DataError
+
+    dataset = doc.get("dataset", synthetic.DATASET)
+    if not is_synthetic(dataset):
+        return dataset
+    try:
+        return synthetic.canonical_dataset(synthetic.pose_zipf_of(dataset))
+    except DataError as exc:
+        raise chk.error("dataset", str(exc)) from None
+
+
+def _dataset_classes(
+    chk: _Checker, dataset: str, doc: dict[str, Any], resolution: int
+) -> tuple[int, int | None]:
     """Number of classes and examples of the pretraining set (examples unknown if not read)."""
     if "classes" in doc:
         classes = doc["classes"]
@@ -293,7 +312,7 @@ def _dataset_classes(chk: _Checker, doc: dict[str, Any], resolution: int) -> tup
     from scalelab.errors import DataError
 
     try:
-        return pretraining_info(doc.get("dataset", "synthetic"), resolution)
+        return pretraining_info(dataset, resolution)
     except DataError as exc:
         raise chk.error(
             "dataset", f"{exc} (or set classes = K in the grid to plan without the data)"
@@ -385,7 +404,8 @@ def parse_grid(path: str | Path, text: str | None = None) -> Grid:
         raise chk.error("max_attempts", "'max_attempts' must be ≥ 1")
     trains = _train_sweep(chk, doc.get("train", {}))
     probe = _probe_config(chk, doc.get("probe", {}))
-    classes, available = _dataset_classes(chk, doc, resolution)
+    dataset = _dataset(chk, doc)
+    classes, available = _dataset_classes(chk, dataset, doc, resolution)
     if spec is None and available is not None and max(examples) > available:
         raise chk.error(
             "examples",
@@ -415,7 +435,7 @@ def parse_grid(path: str | Path, text: str | None = None) -> Grid:
         for t_list in [[t] for t in epochs] if per_t else [epochs]:
             config: dict[str, Any] = {
                 "version": CONFIG_VERSION,
-                "dataset": doc.get("dataset", "synthetic"),
+                "dataset": dataset,
                 "resolution": resolution,
                 "classes": classes,
                 "model": model,

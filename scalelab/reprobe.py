@@ -66,6 +66,7 @@ def probe_record(
         settings=settings,
         seed=int(config["seed"]),
         alive=alive,
+        dataset=str(config.get("dataset", "synthetic")),
     )
     details = {**result.details, SETTINGS_KEY: settings}
     return ProbeRecord(target, result.method, result.error, details, result.wall_seconds)

@@ -141,6 +141,34 @@ def test_poses_follow_the_zipf_law_the_world_states():
     assert abs(np.mean(target == 0) - expected[0]) < 0.01
 
 
+def test_the_tail_knob_is_read_from_the_dataset_name():
+    assert synthetic.pose_zipf_of("synthetic") == synthetic.POSE_ZIPF
+    assert synthetic.pose_zipf_of("synthetic:pose_zipf=2") == 2.0
+    assert synthetic.canonical_dataset(synthetic.POSE_ZIPF) == "synthetic"
+    assert synthetic.canonical_dataset(2.0) == "synthetic:pose_zipf=2"
+    with pytest.raises(DataError, match="^dataset 'synthetic:pose_zipf=many': pose_zipf must be"):
+        pretraining_source("synthetic:pose_zipf=many", "train", 16)
+
+
+def test_the_tail_knob_sets_the_poses_of_every_set_and_nothing_else():
+    """pose_zipf = 2: p_k = k^-2 / H against that closed form, in pretraining and downstream;
+    an image differs from the default world's exactly where its pose does."""
+    k = np.arange(1, synthetic.POSES + 1)
+    expected = k**-2.0 / np.sum(k**-2.0)
+    source = pretraining_source("synthetic:pose_zipf=2", "train", 16)
+    counts = np.bincount(source.poses(np.arange(100_000)), minlength=synthetic.POSES)
+    std = np.sqrt(100_000 * expected * (1 - expected))
+    assert np.all(np.abs(counts - 100_000 * expected) < 5 * std + 1)
+    target = downstream_source("synthetic-cifar100", "test", 16, dataset="synthetic:pose_zipf=2")
+    assert abs(np.mean(target.poses(np.arange(10_000)) == 0) - expected[0]) < 0.02
+    default = pretraining_source("synthetic", "train", 16)
+    picks = np.arange(512)
+    moved = default.poses(picks) != source.poses(picks)
+    assert 0 < moved.sum() < len(picks)
+    differs = (default.take(picks) != source.take(picks)).any(axis=(1, 2, 3))
+    np.testing.assert_array_equal(differs, moved)
+
+
 def test_a_pose_is_a_view_that_pixels_do_not_share():
     """Same latent, two poses: unrelated pixels; same latent, same pose: the same picture up to
     jitter and clutter, so a network must learn each pose's view of the object on its own."""

@@ -13,31 +13,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_process import ROOT, run_scalelab
 
 from scalelab import load_runs
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ("synthetic-cifar10", "synthetic-cifar100")
 DEMO_GRIDS = ("demo.toml", "demo-wide-n.toml")  # the Makefile's demo target enqueues both
-
-
-def scalelab(*args: str, cwd: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SCALELAB_CACHE": str(cwd / "cache")}
-    done = subprocess.run(
-        [sys.executable, "-m", "scalelab.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +29,8 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("demo")
     db = str(work / "runs.db")
     for grid in DEMO_GRIDS:
-        scalelab("enqueue", str(ROOT / "grids" / grid), "--db", db, cwd=work)
-    scalelab(
+        run_scalelab("enqueue", str(ROOT / "grids" / grid), "--db", db, cwd=work)
+    run_scalelab(
         "launch", "--executor", "local", "--workers", "2", "--until-empty", "--db", db, cwd=work
     )
     return Path(db)
@@ -58,7 +42,7 @@ def demo_fits(demo_db: Path) -> dict[str, dict]:
     fits = {}
     for target in TARGETS:
         out = work / f"fit-{target}.json"
-        scalelab(
+        run_scalelab(
             "fit",
             "--target",
             target,

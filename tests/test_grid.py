@@ -196,6 +196,16 @@ BAD = [
         "[0.75, 1.3333333333333333]",
     ),
     (
+        BASE.replace('dataset = "synthetic"', 'dataset = "synthetic:pose_zipf=0"'),
+        "grid.toml:2: dataset 'synthetic:pose_zipf=0': pose_zipf must be a number > 0; write "
+        "'synthetic' or 'synthetic:pose_zipf=X' with X > 0 (default 1.5)",
+    ),
+    (
+        BASE.replace('dataset = "synthetic"', 'dataset = "synthetic:zipf=2"\nclasses = 5'),
+        "grid.toml:2: dataset 'synthetic:zipf=2': unknown option 'zipf'; write 'synthetic' or "
+        "'synthetic:pose_zipf=X' with X > 0 (default 1.5)",
+    ),
+    (
         BASE + 'method = "lion"\nsettings = { clip = -1.0 }\n',
         "grid.toml:15: [probe] probe setting clip=-1.0 for method 'lion' must be a number >= 0 "
         "(0: no clipping)",
@@ -215,6 +225,18 @@ def test_bad_grids_are_one_line_exit_2_and_write_nothing(
     assert out.startswith(f"error: {tmp_path}/{message}"), out
     assert len(out.strip().splitlines()) == 1 and "Traceback" not in out
     assert sum(queue_status(open_engine(db)).counts.values()) == 0
+
+
+def test_the_tail_knob_is_part_of_a_jobs_identity(tmp_path: Path) -> None:
+    # Spelled out, the default tail is the plain name: the same jobs; another tail is not.
+    hashes = {}
+    for dataset in ("synthetic", "synthetic:pose_zipf=1.5", "synthetic:pose_zipf=2.0"):
+        grid = parse_grid(write(tmp_path, BASE.replace('"synthetic"', f'"{dataset}"', 1)))
+        hashes[dataset] = {job.config_hash for job in grid.jobs}
+        stored = {job.config["dataset"] for job in grid.jobs}
+        assert stored == {"synthetic:pose_zipf=2" if "2.0" in dataset else "synthetic"}
+    assert hashes["synthetic"] == hashes["synthetic:pose_zipf=1.5"]
+    assert not hashes["synthetic"] & hashes["synthetic:pose_zipf=2.0"]
 
 
 def test_missing_grid_file(tmp_path: Path) -> None:

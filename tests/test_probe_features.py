@@ -98,15 +98,26 @@ def test_probe_encoder_trains_on_the_train_split_and_tests_on_the_test_split(mon
     splits = {"train": memory_source(60, 8, 3, seed=1), "test": memory_source(30, 8, 3, seed=2)}
     asked = []
 
-    def fake_downstream_source(target, split, resolution, data_root=None):
-        asked.append((target, split, resolution, data_root))
+    def fake_downstream_source(target, split, resolution, data_root=None, dataset="synthetic"):
+        asked.append((target, split, resolution, data_root, dataset))
         return splits[split]
 
     monkeypatch.setattr("scalelab.probe.features.downstream_source", fake_downstream_source)
+    world = "synthetic:pose_zipf=2"  # the encoder's pretraining set: its targets share its poses
     result = probe_encoder(
-        model, "tiny", method="ridge", resolution=8, device="cpu", data_root=Path("/d"), seed=4
+        model,
+        "tiny",
+        method="ridge",
+        resolution=8,
+        device="cpu",
+        data_root=Path("/d"),
+        seed=4,
+        dataset=world,
     )
-    assert asked == [("tiny", "train", 8, Path("/d")), ("tiny", "test", 8, Path("/d"))]
+    assert asked == [
+        ("tiny", "train", 8, Path("/d"), world),
+        ("tiny", "test", 8, Path("/d"), world),
+    ]
     train_x = expected_prelogits(model, splits["train"])
     test_x = expected_prelogits(model, splits["test"])
     direct = run_probe(

@@ -153,13 +153,15 @@ def open_split(folder: Path, split: str, name: str, prepare_command: str) -> Arr
 
 
 def pretraining_source(dataset: str, split: str, resolution: int) -> ImageSource:
-    """The pretraining set: "synthetic" or the folder of a prepared ImageNet-21k.
+    """The pretraining set: "synthetic" (or "synthetic:pose_zipf=X", the embedded world with
+    another pose tail) or the folder of a prepared ImageNet-21k.
 
     ``split`` is "train" or "heldout" (the held-out images for upstream error).
     """
     _check_split(split, PRETRAINING_SPLITS)
-    if dataset == "synthetic":
-        return synthetic.pretraining_split(split, resolution)
+    if is_synthetic(dataset):
+        pose_zipf = synthetic.pose_zipf_of(dataset)
+        return synthetic.pretraining_split(split, resolution, pose_zipf=pose_zipf)
     folder = Path(dataset)
     command = f"scalelab prepare imagenet21k SRC --out {dataset}"
     if not folder.exists():
@@ -177,6 +179,11 @@ def pretraining_source(dataset: str, split: str, resolution: int) -> ImageSource
     return source
 
 
+def is_synthetic(dataset: str) -> bool:
+    """Whether a grid's ``dataset`` names the embedded world (with or without options)."""
+    return dataset.partition(":")[0] == synthetic.DATASET
+
+
 def pretraining_info(dataset: str, resolution: int) -> tuple[int, int]:
     """(num_classes, num_examples) of a pretraining set's train split, without loading it."""
     source = pretraining_source(dataset, "train", resolution)
@@ -184,16 +191,24 @@ def pretraining_info(dataset: str, resolution: int) -> tuple[int, int]:
 
 
 def downstream_source(
-    target: str, split: str, resolution: int, data_root: Path | None = None
+    target: str,
+    split: str,
+    resolution: int,
+    data_root: Path | None = None,
+    dataset: str = synthetic.DATASET,
 ) -> ImageSource:
     """A probe target's "train" or "test" split.
 
-    Synthetic targets are rendered at ``resolution``; real ones are read at their native
-    resolution from ``data_root/<target>`` and resized by ``to_model_input``.
+    Synthetic targets are rendered at ``resolution`` through the pose tail of the pretraining
+    ``dataset`` when that is synthetic (the world's poses are shared by all its sets); real
+    ones are read at their native resolution from ``data_root/<target>`` and resized by
+    ``to_model_input``.
     """
     _check_split(split, DOWNSTREAM_SPLITS)
     if target in synthetic.DOWNSTREAM_CLASSES:
-        return synthetic.downstream_split(target, split, resolution)
+        pose_zipf = synthetic.pose_zipf_of(dataset) if is_synthetic(dataset) else None
+        tail = synthetic.POSE_ZIPF if pose_zipf is None else pose_zipf
+        return synthetic.downstream_split(target, split, resolution, pose_zipf=tail)
     if target not in REAL_TARGETS:
         close = difflib.get_close_matches(target, DATA_TARGETS, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(DATA_TARGETS)}"

@@ -66,6 +66,10 @@ What was tried, and measured (ridge probe on the pre-logits, 16x16, LION):
   point, R^2 0.96 / 0.97); POSE_ZIPF = 2.0 (the first pose 61% of images) learns sooner but
   saturates: alpha 1.17 [0.94, 2.32] / 0.98 [0.45, 1.07], the frontier on 2 model sizes for
   synthetic-cifar10, no interval for E(P). 1.5 is kept.
+  A grid turns the knob with dataset = "synthetic:pose_zipf=s" (pretraining and targets
+  alike). B-1/Wi-64 on N = 32k ... 512k, T = 1, two seeds, synthetic-cifar100: alpha_N of
+  E(N) 0.11 [0.11, 0.12], 0.15 [0.14, 0.15], 0.54 [0.50, 0.58] for s = 1.25, 1.5, 2, in
+  Hutter's order ((s - 1)/s: 0.2, 0.33, 0.5); tests/test_tail_knob.py (slow) checks it.
 
 Every image is a pure function of (seed, split, index): the per-image randomness comes from
 a counter-based hash, so ``take`` renders exactly the images asked for and nothing else; a
@@ -107,6 +111,9 @@ CLASS_SPREAD = {"pretrain": 0.7, "synthetic-cifar100": 0.7, "synthetic-cifar10":
 # probe error left over is the tail mass of unlearned poses (Michaud et al. 2023, Hutter 2021).
 POSES = 128
 POSE_ZIPF = 1.5
+# The knob from a grid: dataset = "synthetic:pose_zipf=2" (plain "synthetic" is POSE_ZIPF).
+DATASET = "synthetic"
+POSE_ZIPF_OPTION = "pose_zipf"
 MAX_SHIFT = 0.02  # sub-pixel jitter of the object, as a fraction of the image side
 OBJECT_GAIN = 1.0
 CLUTTER_GAIN = 0.8
@@ -145,9 +152,38 @@ def pose_frequencies(exponent: float = POSE_ZIPF) -> np.ndarray:
     return weights / weights.sum()
 
 
-def _poses(nuisance: np.ndarray) -> np.ndarray:
+def pose_zipf_of(dataset: str) -> float:
+    """The pose tail exponent of a synthetic dataset name: "synthetic" (POSE_ZIPF) or
+    "synthetic:pose_zipf=X" with X > 0. Raises DataError on any other option or value."""
+    name, _, option = dataset.partition(":")
+    if name != DATASET:
+        raise DataError(f"dataset {dataset!r} is not the embedded synthetic data")
+    if not option:
+        return POSE_ZIPF
+    key, _, value = option.partition("=")
+    fix = (
+        f"write {DATASET!r} or '{DATASET}:{POSE_ZIPF_OPTION}=X' with X > 0 (default {POSE_ZIPF:g})"
+    )
+    if key != POSE_ZIPF_OPTION:
+        raise DataError(f"dataset {dataset!r}: unknown option {key!r}; {fix}")
+    try:
+        exponent = float(value)
+    except ValueError:
+        exponent = float("nan")
+    if not np.isfinite(exponent) or exponent <= 0:
+        raise DataError(f"dataset {dataset!r}: {POSE_ZIPF_OPTION} must be a number > 0; {fix}")
+    return exponent
+
+
+def canonical_dataset(exponent: float) -> str:
+    """The dataset name of a pose tail: "synthetic" for POSE_ZIPF, so that a grid that spells
+    out the default finds the jobs of one that does not."""
+    return DATASET if exponent == POSE_ZIPF else f"{DATASET}:{POSE_ZIPF_OPTION}={exponent:g}"
+
+
+def _poses(nuisance: np.ndarray, exponent: float) -> np.ndarray:
     """(n,) pose of each image (0 = most frequent) from its nuisance draws (n, D)."""
-    cdf = np.cumsum(pose_frequencies())
+    cdf = np.cumsum(pose_frequencies(exponent))
     return np.minimum(np.searchsorted(cdf, nuisance[:, _POSE_COLUMN]), POSES - 1)
 
 
@@ -304,7 +340,13 @@ def _translation(grid: _Grid, shift: torch.Tensor) -> torch.Tensor:
     return (along_y[:, :, None] * along_x[:, None, :])[:, None]
 
 
-def render(seed: int, resolution: int, latents: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+def render(
+    seed: int,
+    resolution: int,
+    latents: np.ndarray,
+    uniforms: np.ndarray,
+    pose_zipf: float = POSE_ZIPF,
+) -> np.ndarray:
     """(n, R, R, 3) uint8 images from latents (n, LATENT_DIM) and nuisance draws (n, D)."""
     w, grid = world(seed), _grid(seed, resolution)
     n = len(latents)
@@ -316,7 +358,7 @@ def render(seed: int, resolution: int, latents: np.ndarray, uniforms: np.ndarray
     z = torch.from_numpy(latents).float()  # (n, d)
     h = torch.tanh(torch.addmm(w.b1, z, w.w1.T))  # (n, HIDDEN)
     coeffs = torch.view_as_complex((h @ grid.object_real).view(n, 3, -1, 2))  # (n, 3, F_R)
-    pose = torch.from_numpy(_poses(uniforms))  # (n,)
+    pose = torch.from_numpy(_poses(uniforms, pose_zipf))  # (n,)
     spectrum = torch.zeros(n, 3, resolution, resolution // 2 + 1, dtype=torch.complex64)
     spectrum[:, :, grid.object_rows, grid.object_cols] = coeffs * grid.pose_phases[pose]
     shift = MAX_SHIFT * (2.0 * draws["shift"] - 1.0)  # (n, 2)
@@ -349,15 +391,19 @@ class _Split:
     prototypes: np.ndarray  # (C, LATENT_DIM)
     spread: float
     labels: np.ndarray  # (N,)
+    pose_zipf: float
 
 
-def _split(seed: int, class_set: str, split: str, num_classes: int, size: int) -> _Split:
+def _split(
+    seed: int, class_set: str, split: str, num_classes: int, size: int, pose_zipf: float
+) -> _Split:
     return _Split(
         key=_stream_key(seed, class_set, split),
         prototypes=prototypes(seed, class_set, num_classes),
         spread=CLASS_SPREAD[class_set],
         # Balanced classes, interleaved so that any prefix of the split is balanced too.
         labels=np.arange(size, dtype=np.int64) % num_classes,
+        pose_zipf=pose_zipf,
     )
 
 
@@ -374,7 +420,9 @@ def _render_examples(seed: int, split: _Split, resolution: int, indices: np.ndar
     for start in range(0, len(indices), RENDER_BATCH):
         chunk = indices[start : start + RENDER_BATCH]
         latents, nuisance = _draws(split, chunk)
-        out[start : start + len(chunk)] = render(seed, resolution, latents, nuisance)
+        out[start : start + len(chunk)] = render(
+            seed, resolution, latents, nuisance, split.pose_zipf
+        )
     return out
 
 
@@ -385,7 +433,7 @@ def pixel_stats(seed: int, resolution: int) -> tuple[tuple[float, ...], tuple[fl
     Every synthetic set at a resolution shares these, as ImageNet's statistics are shared by
     datasets of natural photographs.
     """
-    split = _split(seed, "pretrain", "train", PRETRAIN_CLASSES, 2048)
+    split = _split(seed, "pretrain", "train", PRETRAIN_CLASSES, 2048, POSE_ZIPF)
     images = _render_examples(seed, split, resolution, np.arange(2048))
     pixels = images.reshape(-1, 3) / 255.0
     return tuple(pixels.mean(0).round(4).tolist()), tuple(pixels.std(0).round(4).tolist())
@@ -406,6 +454,7 @@ class SyntheticSource:
         resolution: int,
         seed: int = 0,
         *,
+        pose_zipf: float = POSE_ZIPF,
         cache_whole: bool = False,
     ) -> None:
         if resolution not in RESOLUTIONS:
@@ -417,13 +466,16 @@ class SyntheticSource:
         self.num_classes = num_classes
         self.resolution = resolution
         self.seed = seed
-        self._split = _split(seed, class_set, split, num_classes, size)
+        self._split = _split(seed, class_set, split, num_classes, size, pose_zipf)
         self.labels = self._split.labels
         self.mean, self.std = pixel_stats(seed, resolution)
         # Small splits read again and again (probe targets at every checkpoint, the held-out
         # set) are rendered once into a file under the cache folder and memory-mapped after.
+        tail = "" if pose_zipf == POSE_ZIPF else f"-zipf{pose_zipf:g}"
         self._cache = (
-            cache_dir() / "synthetic" / f"{name}-{split}-seed{seed}-r{resolution}-{_VERSION}.npy"
+            cache_dir()
+            / "synthetic"
+            / f"{name}-{split}-seed{seed}-r{resolution}{tail}-{_VERSION}.npy"
             if cache_whole
             else None
         )
@@ -462,10 +514,12 @@ class SyntheticSource:
     def poses(self, indices: np.ndarray) -> np.ndarray:
         """(n,) the pose behind each of ``indices`` (0 = most frequent): an oracle too."""
         indices = np.asarray(indices, dtype=np.int64)
-        return _poses(_draws(self._split, indices)[1])
+        return _poses(_draws(self._split, indices)[1], self._split.pose_zipf)
 
 
-def pretraining_split(split: str, resolution: int, seed: int = 0) -> SyntheticSource:
+def pretraining_split(
+    split: str, resolution: int, seed: int = 0, pose_zipf: float = POSE_ZIPF
+) -> SyntheticSource:
     """The synthetic pretraining set, 1,000 classes: "train" 1.2M images, "heldout" 10k."""
     size = PRETRAIN_CLASSES * PRETRAIN_PER_CLASS[split]
     return SyntheticSource(
@@ -476,11 +530,14 @@ def pretraining_split(split: str, resolution: int, seed: int = 0) -> SyntheticSo
         size,
         resolution,
         seed,
+        pose_zipf=pose_zipf,
         cache_whole=split == "heldout",
     )
 
 
-def downstream_split(target: str, split: str, resolution: int, seed: int = 0) -> SyntheticSource:
+def downstream_split(
+    target: str, split: str, resolution: int, seed: int = 0, pose_zipf: float = POSE_ZIPF
+) -> SyntheticSource:
     """A CIFAR-shaped target ("train" 50k, "test" 10k) over the pretraining set's latent space."""
     num_classes = DOWNSTREAM_CLASSES[target]
     return SyntheticSource(
@@ -491,5 +548,6 @@ def downstream_split(target: str, split: str, resolution: int, seed: int = 0) ->
         DOWNSTREAM_SIZES[split],
         resolution,
         seed,
+        pose_zipf=pose_zipf,
         cache_whole=True,
     )

@@ -151,11 +151,13 @@ def probe_encoder(
     settings: Mapping[str, Any] | None = None,
     seed: int = 0,
     alive: Callable[[], None] = lambda: None,
+    dataset: str = "synthetic",
 ) -> ProbeResult:
     """Probe `model`'s pre-logits on `target`: train on its train split, error on its test split.
 
     wall_seconds covers extraction and fit; details split them (extract_seconds). `alive` is
     called after every batch through the encoder (a worker's watchdog counts it as progress).
+    `dataset` is the encoder's pretraining set: a synthetic target shares its pose tail.
 
     Example: probe_encoder(model, "synthetic-cifar10", method="ridge", resolution=64, device="cpu")
     """
@@ -164,7 +166,7 @@ def probe_encoder(
     sizes = {split: settings.pop(f"{split}_examples", None) for split in ("train", "test")}
     features, sources = {}, {}
     for split, n in sizes.items():
-        source = sources[split] = downstream_source(target, split, resolution, data_root)
+        source = sources[split] = downstream_source(target, split, resolution, data_root, dataset)
         features[split] = extract_features(
             model,
             source,
