@@ -31,7 +31,7 @@ from scalelab.errors import PlotError
 from scalelab.figures import batch_size_figure, fig1, fig6, fig7, fig8, save_figure
 from scalelab.figures.curves import compute_law_band, parametric_optimum
 from scalelab.figures.render import plot_figures
-from scalelab.figures.style import unknown_figure
+from scalelab.figures.style import legend_inside, unknown_figure
 
 runner = CliRunner()
 CHINCHILLA = Path(__file__).parent / "data" / "chinchilla_fig4_epoch_extraction.csv"
@@ -655,3 +655,35 @@ def test_cli_plot_draws_published_chinchilla_losses_on_a_loss_axis(tmp_path):
     assert max(max(line.get_ydata()) for line in by_gid(ax, "run")) == pytest.approx(
         chinchilla["loss"].max()
     )
+
+
+# ── legends ─────────────────────────────────────────────────────────────────────────────
+
+
+def _legend_over(points: np.ndarray) -> tuple[Axes, np.ndarray]:
+    """A figure with ``points`` (n, 2) as markers and a four-entry legend placed by
+    legend_inside; returns the axes and the points in display coordinates after layout."""
+    fig, ax = plt.subplots(figsize=(4.0, 3.2), layout="constrained")
+    ax.plot(points[:, 0], points[:, 1], "o", label="runs")
+    for k in range(3):
+        ax.plot([], [], label=f"a longer legend entry {k}")
+    legend_inside(ax)
+    fig.draw_without_rendering()
+    return ax, ax.transData.transform(points)
+
+
+def test_the_legend_stays_inside_where_a_corner_is_free() -> None:
+    ax, shown = _legend_over(np.array([[x, x] for x in np.linspace(0, 1, 9)]))  # a diagonal
+    box, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert axes.x0 <= box.x0 and box.x1 <= axes.x1 and axes.y0 <= box.y0 and box.y1 <= axes.y1
+    assert box.count_contains(shown) == 0
+    plt.close(ax.figure)
+
+
+def test_the_legend_moves_out_where_every_corner_holds_a_point() -> None:
+    grid = np.array([[x, y] for x in np.linspace(0, 1, 9) for y in np.linspace(0, 1, 9)])
+    ax, shown = _legend_over(grid)
+    box, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert box.x0 >= axes.x1  # to the right of the axes
+    assert box.count_contains(shown) == 0
+    plt.close(ax.figure)

@@ -167,10 +167,29 @@ def add_note(ax: Axes, text: str) -> None:
     ax.plot([], [], linestyle="none", label=textwrap.fill(text, NOTE_WIDTH), gid="note")
 
 
+LEGEND_STYLE: dict[str, Any] = {"frameon": True, "edgecolor": "none", "handlelength": 1.6}
+
+
 def legend_inside(ax: Axes) -> None:
-    """The legend in the corner that covers the fewest points, on a light backing so that a
-    point it still covers does not hide a label."""
-    ax.legend(loc="best", frameon=True, framealpha=0.85, edgecolor="none", handlelength=1.6)
+    """The legend in the corner that covers the fewest points, on a light backing; where every
+    corner covers a plotted point (the demo's batch-size figure hid its batch-64 point), the
+    legend goes outside the axes, to their right."""
+    legend = ax.legend(loc="best", framealpha=0.85, **LEGEND_STYLE)
+    if _points_under(ax, legend):
+        legend.remove()
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, **LEGEND_STYLE)
+
+
+def _points_under(ax: Axes, legend: Any) -> bool:
+    """Whether any marker or line vertex of ``ax`` (data coordinates) lies under ``legend``,
+    measured after the figure's layout has placed the axes."""
+    ax.figure.draw_without_rendering()
+    box = legend.get_window_extent()
+    parts = [line.get_xydata() for line in ax.get_lines()]
+    parts += [c.get_offsets() for c in ax.collections if c.get_offset_transform() == ax.transData]
+    points = np.concatenate([np.asarray(p, float).reshape(-1, 2) for p in [*parts, []]])
+    shown = ax.transData.transform(points[np.isfinite(points).all(axis=1)])
+    return box.count_contains(shown) > 0
 
 
 def human_count(n: float) -> str:
