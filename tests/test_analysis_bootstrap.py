@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scalelab.analysis.bootstrap import BootstrapDraws, resample_runs
 from scalelab.analysis.estimates import ESTIMATES
 from scalelab.analysis.points import PointArrays, select_points
-from scalelab.analysis.report import analyse
+from scalelab.analysis.report import analyse, fit_scaling
 from scalelab.analysis.synthetic import synthetic_runs
 
 
@@ -76,3 +76,32 @@ def test_warm_starts_and_analytic_gradients_change_no_answer(
         # Exponents agree to the optimisers' precision.
         exponent = [i for i, f in enumerate(ESTIMATES[name].sample_fields) if f in EXPONENTS]
         assert np.allclose(a[:, exponent], b[:, exponent], rtol=2e-3, atol=2e-3), name
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_the_same_results_stored_in_another_order_give_the_same_intervals(order) -> None:
+    """Workers finish jobs in any order, so two databases with the same results number their
+    jobs and checkpoints differently: a bootstrap seed must draw the same resamples from both."""
+    runs = synthetic_runs(
+        params=tuple(np.geomspace(1e6, 1e8, 4)),
+        examples=tuple(np.geomspace(1e4, 1e7, 4)),
+        epochs=(50, 100),
+        seeds=(0, 1),
+        noise=0.05,
+        target="c",
+    )
+    jobs = sorted(set(runs["job_id"]))
+    renumbered = dict(zip(jobs, order.sample(jobs, len(jobs)), strict=True))
+    other = runs.assign(job_id=runs["job_id"].map(renumbered))
+    other = other.sample(frac=1.0, random_state=order.randrange(2**32))
+    other = other.assign(checkpoint_id=np.arange(1, len(other) + 1))
+    first, second = (fit_scaling(frame, "c", bootstrap=100) for frame in (runs, other))
+    for part, field in (
+        ("compute_law", "alpha_ci"),
+        ("params_law", "alpha_ci"),
+        ("examples_law", "alpha_ci"),
+        ("allocation", "params_exponent_ci"),
+        ("parametric", "params_exponent_ci"),
+    ):
+        assert first[part][field] == second[part][field], part

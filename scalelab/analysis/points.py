@@ -34,6 +34,7 @@ COLUMNS = (
 )
 NUMERIC = ("compute", "error", "params", "examples", "epochs")  # all must be positive
 AT = ["model", "examples", "epochs"]  # where hyper-parameter settings compete
+CANONICAL_ORDER = ["params", "model", "examples", "setting", "seed", "epochs"]
 SELECTION_RULE = (
     "per (model, N, T), the hyper-parameter setting with the lowest mean upstream held-out "
     "error (imported rows have none: the lowest mean target error)"
@@ -190,6 +191,10 @@ def select_points(df: pd.DataFrame, target: str, method: str | None = None) -> P
         if column not in kept:
             kept[column] = default  # a frame built by hand, without these columns
     kept[list(NUMERIC)] = kept[list(NUMERIC)].astype(float)
+    # One order for the same points however the database stored them (workers finish jobs in
+    # any order): runs, configurations and seed slots are numbered in it, so a bootstrap seed
+    # draws the same resamples from two databases with the same results.
+    kept = kept.sort_values([*CANONICAL_ORDER, "job_id", "checkpoint_id"], kind="stable")
     # A run is a job; rows without a job id are told apart by (model, N, seed, setting).
     keys = ["job_id"] if kept["job_id"].notna().all() else ["model", "examples", "seed", "setting"]
     kept["run"] = kept.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
@@ -197,7 +202,7 @@ def select_points(df: pd.DataFrame, target: str, method: str | None = None) -> P
     kept, selection = select_settings(kept)
     frame = kept.loc[:, [*COLUMNS, "run"]].copy()
     # Numbered in order of first appearance: with one seed each, configurations are the runs
-    # in the order given, so a run bootstrap draws what it drew before seeds were averaged.
+    # in the same order, so a run bootstrap draws what it drew before seeds were averaged.
     frame["config"] = frame.groupby(["model", "examples", "setting"], sort=False).ngroup()
     frame = frame.reset_index(drop=True)
     return Points(

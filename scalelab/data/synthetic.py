@@ -56,7 +56,7 @@ What was tried, and measured (ridge probe on the pre-logits, 16x16, LION):
   the frontier's top point and left 1.78 decades (alpha 0.27 [0.22, 0.57]).
 - The demo grid since 2026-12-03: widths that double at one depth (B-1/Wi-16 ... Wi-128),
   N = 32k ... 256k and the three smaller models on 512k too, the probe on 20k / 10k images:
-  b below the first frontier point, alpha 0.41 [0.34, 0.47] / 0.36 [0.33, 0.39], R^2
+  b below the first frontier point, alpha 0.41 [0.34, 0.48] / 0.36 [0.34, 0.39], R^2
   0.995 / 0.993 over 2.19 decades, 3 model and 5 dataset sizes on the frontier. Widths 1.5x
   apart (16, 24, ..., 96) widened alpha's interval to 0.3 or more (near-tied sizes swap places
   on the frontier between resamples); B-2/Wi-128 as the fourth size (probing like B-1/Wi-64)
