@@ -30,9 +30,11 @@ from scalelab.analysis.frontier import frontier_indices
 from scalelab.analysis.points import PointArrays, Points, select_points
 from scalelab.errors import FitError
 
-# Part of a stored fit's fingerprint: a fit stored before the result gained parts (Approach 2,
-# the card) is made again rather than reused without them.
-RESULT_VERSION = 2
+# Part of a stored fit's fingerprint: a fit stored before the result changed is made again
+# rather than reused. 2: Approach 2 and the card; 3: resamples drawn from the points in one
+# canonical order (an older fit's intervals depended on the database's row order) and the
+# note on an Approach 1 interval without width.
+RESULT_VERSION = 3
 # The Monte Carlo error of a 95% percentile interval is large below a few hundred resamples.
 FEW_RESAMPLES = 200
 
