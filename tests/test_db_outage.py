@@ -90,11 +90,12 @@ def test_three_workers_survive_a_database_restart_and_do_every_job_once(
 def test_a_database_down_past_half_a_lease_stops_the_job_keeping_its_checkpoint(
     restart_db: str, tmp_path: Path
 ) -> None:
-    enqueue(tiny_grid(tmp_path, examples="[2000]", epochs="[50]"), restart_db)
+    # Far longer than the 6 s it takes to notice (2,000 images an epoch train in about 0.1 s).
+    enqueue(tiny_grid(tmp_path, examples="[2000]", epochs="[500]"), restart_db)
     args = ["run-worker", "--until-empty", "--device", "cpu", "--db", restart_db]
     # A 12 s lease, renewed every 3 s: 6 s without a renewal stop the job.
     worker = scalelab(*args, "--workdir", str(tmp_path / "work"), "--lease-min", "0.2")
-    wait_for(worker, "epoch 1/50")
+    wait_for(worker, "epoch 1/500")
     pg_ctl("stop")
     stopped_at = time.monotonic()
     try:
@@ -110,6 +111,35 @@ def test_a_database_down_past_half_a_lease_stops_the_job_keeping_its_checkpoint(
     ), out
     assert last.endswith(" s (over half the 12 s lease): database unreachable"), out
     assert list((tmp_path / "work").glob("study-*/job-1/latest.pt"))
+    (job,) = jobs(restart_db)
+    assert job.status == "running"  # the release could not reach the server: the lease lapses
+
+
+def test_a_database_down_when_a_job_ends_stops_the_worker_keeping_its_checkpoint(
+    restart_db: str, tmp_path: Path
+) -> None:
+    # Training ends (about 2 s) before a stale lease is noticed (6 s): recording T fails, then
+    # so does the release, for a whole lease. One line, exit 3, the checkpoint on disk.
+    enqueue(tiny_grid(tmp_path, examples="[2000]", epochs="[20]"), restart_db)
+    args = ["run-worker", "--until-empty", "--device", "cpu", "--db", restart_db]
+    worker = scalelab(*args, "--workdir", str(tmp_path / "work"), "--lease-min", "0.2")
+    wait_for(worker, "epoch 1/20")
+    pg_ctl("stop")
+    try:
+        out, _ = worker.communicate(timeout=90)
+    finally:
+        pg_ctl("start")
+    assert worker.returncode == 3, out
+    assert "Traceback" not in out, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith(
+        f"error: job 1: stopped, its checkpoint kept in {tmp_path / 'work'}: the database was "
+        "unavailable (OperationalError: "
+    ), out
+    assert last.endswith(
+        "and did not answer again within the 12 s lease; it will lapse and the job be claimed again"
+    ), out
+    assert list((tmp_path / "work").glob("study-*/job-1/T20.pt"))
     (job,) = jobs(restart_db)
     assert job.status == "running"  # the release could not reach the server: the lease lapses
 

@@ -426,7 +426,18 @@ def _run_job(
         message = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if is_transient(exc):  # the database went away mid-job: not the job's fault
             reason = f"released: the database was unavailable during the job ({message})"
-            hand_back(release, reason)
+            try:
+                hand_back(release, reason)
+            except Exception as again:
+                if not is_transient(again):
+                    raise
+                # Still away after a lease: exit, as a stale heartbeat does; the lease lapses.
+                raise WorkerAborted(
+                    f"job {lease.job_id}: stopped, its checkpoint kept in {options.workdir}: "
+                    f"the database was unavailable ({message}) and did not answer again "
+                    f"within the {options.lease_s:g} s lease; it will lapse and the job be "
+                    "claimed again"
+                ) from None
             report.released.append(lease.job_id)
             print(f"[{label}] job {lease.job_id} {reason}", file=sys.stderr, flush=True)
             return
