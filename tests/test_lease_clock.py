@@ -21,10 +21,12 @@ pytestmark = pytest.mark.postgres
 def test_a_live_lease_survives_clock_skew_between_workers(
     pg_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch, worker_skew_s: int, claimant_skew_s: int
 ) -> None:
-    enqueue(tiny_grid(tmp_path, examples="[2000]", epochs="[50]"), pg_url)
+    # Trains far longer than the test runs (2,000 images an epoch take about 0.1 s): SIGTERM
+    # ends it, never the last epoch.
+    enqueue(tiny_grid(tmp_path, examples="[2000]", epochs="[500]"), pg_url)
     worker = fault_worker(f"skew={worker_skew_s}", pg_url, tmp_path, "--lease-min", "1")
     try:
-        wait_for(worker, "epoch 1/50")
+        wait_for(worker, "epoch 1/500")
         # Another worker, its own clock skewed, tries to claim while the first one trains.
         monkeypatch.setattr(
             queue,

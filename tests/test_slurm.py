@@ -152,7 +152,9 @@ def test_scancel_of_a_task_mid_job_hands_the_job_to_another_task(
 def test_usr2_and_term_checkpoint_release_and_requeue_the_task_up_to_the_cap(
     tmp_path: Path, pg_url: str, slurm_partition: str
 ) -> None:
-    enqueue(tiny_grid(tmp_path, examples="[2000]", epochs="[50]"), pg_url)
+    # Trains far longer than the test runs (2,000 images an epoch take about 0.1 s): the
+    # signals end it, never the last epoch.
+    enqueue(tiny_grid(tmp_path, examples="[2000]", epochs="[500]"), pg_url)
     (task_id,) = launch_array(pg_url, tmp_path, slurm_partition, workers=1, max_requeues=1)
 
     def training(attempt: int) -> bool:  # claimed: the worker's signal handlers are in place
