@@ -287,11 +287,10 @@ def _dataset(chk: _Checker, doc: dict[str, Any]) -> str:
     """The pretraining set's name, with the embedded world's options checked and written one
     way ("synthetic:pose_zipf=1.5" is "synthetic": the same jobs)."""
     from scalelab.data import synthetic
-    from scalelab.data.sources import is_synthetic
     from scalelab.errors import DataError
 
     dataset = doc.get("dataset", synthetic.DATASET)
-    if not is_synthetic(dataset):
+    if not synthetic.is_synthetic(dataset):
         return dataset
     try:
         return synthetic.canonical_dataset(synthetic.pose_zipf_of(dataset))

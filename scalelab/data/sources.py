@@ -159,7 +159,7 @@ def pretraining_source(dataset: str, split: str, resolution: int) -> ImageSource
     ``split`` is "train" or "heldout" (the held-out images for upstream error).
     """
     _check_split(split, PRETRAINING_SPLITS)
-    if is_synthetic(dataset):
+    if synthetic.is_synthetic(dataset):
         pose_zipf = synthetic.pose_zipf_of(dataset)
         return synthetic.pretraining_split(split, resolution, pose_zipf=pose_zipf)
     folder = Path(dataset)
@@ -177,11 +177,6 @@ def pretraining_source(dataset: str, split: str, resolution: int) -> ImageSource
             f"`scalelab prepare imagenet21k SRC --out DIR --resolution {resolution}`"
         )
     return source
-
-
-def is_synthetic(dataset: str) -> bool:
-    """Whether a grid's ``dataset`` names the embedded world (with or without options)."""
-    return dataset.partition(":")[0] == synthetic.DATASET
 
 
 def pretraining_info(dataset: str, resolution: int) -> tuple[int, int]:
@@ -206,8 +201,8 @@ def downstream_source(
     """
     _check_split(split, DOWNSTREAM_SPLITS)
     if target in synthetic.DOWNSTREAM_CLASSES:
-        pose_zipf = synthetic.pose_zipf_of(dataset) if is_synthetic(dataset) else None
-        tail = synthetic.POSE_ZIPF if pose_zipf is None else pose_zipf
+        synthetic_world = synthetic.is_synthetic(dataset)
+        tail = synthetic.pose_zipf_of(dataset) if synthetic_world else synthetic.POSE_ZIPF
         return synthetic.downstream_split(target, split, resolution, pose_zipf=tail)
     if target not in REAL_TARGETS:
         close = difflib.get_close_matches(target, DATA_TARGETS, n=1, cutoff=0.5)

@@ -152,12 +152,17 @@ def pose_frequencies(exponent: float = POSE_ZIPF) -> np.ndarray:
     return weights / weights.sum()
 
 
+def is_synthetic(dataset: str) -> bool:
+    """Whether a grid's ``dataset`` names the embedded world (with or without options)."""
+    return dataset.partition(":")[0] == DATASET
+
+
 def pose_zipf_of(dataset: str) -> float:
     """The pose tail exponent of a synthetic dataset name: "synthetic" (POSE_ZIPF) or
     "synthetic:pose_zipf=X" with X > 0. Raises DataError on any other option or value."""
-    name, _, option = dataset.partition(":")
-    if name != DATASET:
+    if not is_synthetic(dataset):
         raise DataError(f"dataset {dataset!r} is not the embedded synthetic data")
+    option = dataset.partition(":")[2]
     if not option:
         return POSE_ZIPF
     key, _, value = option.partition("=")
