@@ -377,6 +377,12 @@ def _run_job(
         # For at most a lease: after that another worker may own the job anyway.
         _hand_back(engine, lease, write, reason, give_up_s=options.lease_s)
 
+    def stopped(why: str) -> WorkerAborted:
+        """The worker exits with the job's checkpoint on disk; its lease lapses or is freed."""
+        return WorkerAborted(
+            f"job {lease.job_id}: stopped, its checkpoint kept in {options.workdir}: {why}"
+        )
+
     try:
         JobRunner(
             engine,
@@ -401,9 +407,7 @@ def _run_job(
             # The database may answer again; if not, the lease lapses. Exiting either way.
             with contextlib.suppress(Exception):
                 release(engine, lease, str(stop))
-            raise WorkerAborted(
-                f"job {lease.job_id}: stopped, its checkpoint kept in {options.workdir}: {stop}"
-            ) from None
+            raise stopped(str(stop)) from None
         hand_back(release, str(stop))
         report.released.append(lease.job_id)
         print(f"[{label}] job {lease.job_id}: {stop}", flush=True)
@@ -432,11 +436,9 @@ def _run_job(
                 if not is_transient(again):
                     raise
                 # Still away after a lease: exit, as a stale heartbeat does; the lease lapses.
-                raise WorkerAborted(
-                    f"job {lease.job_id}: stopped, its checkpoint kept in {options.workdir}: "
-                    f"the database was unavailable ({message}) and did not answer again "
-                    f"within the {options.lease_s:g} s lease; it will lapse and the job be "
-                    "claimed again"
+                raise stopped(
+                    f"the database was unavailable ({message}) and did not answer again within "
+                    f"the {options.lease_s:g} s lease; it will lapse and the job be claimed again"
                 ) from None
             report.released.append(lease.job_id)
             print(f"[{label}] job {lease.job_id} {reason}", file=sys.stderr, flush=True)
