@@ -87,21 +87,33 @@ def test_three_workers_survive_a_database_restart_and_do_every_job_once(
     assert stored == [(j.id, t) for j in done for t in (1.0, 2.0)]  # none lost, none twice
 
 
+def _train_through_an_outage(
+    db: str, tmp_path: Path, *, epochs: int, timeout_s: float
+) -> tuple[subprocess.Popen, str, float]:
+    """One worker trains a job of ``epochs`` epochs of 2,000 images; the server stops after
+    its first epoch (the monotonic time returned) and starts again once the worker has exited
+    (or ``timeout_s`` passed). A 12 s lease, renewed every 3 s: 6 s without a renewal stop
+    the job."""
+    enqueue(tiny_grid(tmp_path, examples="[2000]", epochs=f"[{epochs}]"), db)
+    args = ["run-worker", "--until-empty", "--device", "cpu", "--db", db]
+    worker = scalelab(*args, "--workdir", str(tmp_path / "work"), "--lease-min", "0.2")
+    wait_for(worker, f"epoch 1/{epochs}")
+    pg_ctl("stop")
+    stopped_at = time.monotonic()
+    try:
+        out, _ = worker.communicate(timeout=timeout_s)
+    finally:
+        pg_ctl("start")
+    return worker, out, stopped_at
+
+
 def test_a_database_down_past_half_a_lease_stops_the_job_keeping_its_checkpoint(
     restart_db: str, tmp_path: Path
 ) -> None:
     # Far longer than the 6 s it takes to notice (2,000 images an epoch train in about 0.1 s).
-    enqueue(tiny_grid(tmp_path, examples="[2000]", epochs="[500]"), restart_db)
-    args = ["run-worker", "--until-empty", "--device", "cpu", "--db", restart_db]
-    # A 12 s lease, renewed every 3 s: 6 s without a renewal stop the job.
-    worker = scalelab(*args, "--workdir", str(tmp_path / "work"), "--lease-min", "0.2")
-    wait_for(worker, "epoch 1/500")
-    pg_ctl("stop")
-    stopped_at = time.monotonic()
-    try:
-        out, _ = worker.communicate(timeout=60)
-    finally:
-        pg_ctl("start")
+    worker, out, stopped_at = _train_through_an_outage(
+        restart_db, tmp_path, epochs=500, timeout_s=60
+    )
     assert worker.returncode == 3, out
     assert time.monotonic() - stopped_at < 20
     last = out.strip().splitlines()[-1]
@@ -120,15 +132,7 @@ def test_a_database_down_when_a_job_ends_stops_the_worker_keeping_its_checkpoint
 ) -> None:
     # Training ends (about 2 s) before a stale lease is noticed (6 s): recording T fails, then
     # so does the release, for a whole lease. One line, exit 3, the checkpoint on disk.
-    enqueue(tiny_grid(tmp_path, examples="[2000]", epochs="[20]"), restart_db)
-    args = ["run-worker", "--until-empty", "--device", "cpu", "--db", restart_db]
-    worker = scalelab(*args, "--workdir", str(tmp_path / "work"), "--lease-min", "0.2")
-    wait_for(worker, "epoch 1/20")
-    pg_ctl("stop")
-    try:
-        out, _ = worker.communicate(timeout=90)
-    finally:
-        pg_ctl("start")
+    worker, out, _ = _train_through_an_outage(restart_db, tmp_path, epochs=20, timeout_s=90)
     assert worker.returncode == 3, out
     assert "Traceback" not in out, out
     last = out.strip().splitlines()[-1]
