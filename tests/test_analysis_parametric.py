@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scalelab.analysis import fit_scaling
 from scalelab.analysis.blas import one_blas_thread
 from scalelab.analysis.chinchilla import fit_allocation, fit_parametric
 from scalelab.analysis.laws import implied_allocation_exponents, parametric_objective
-from scalelab.analysis.synthetic import KnownLaw
+from scalelab.analysis.synthetic import KnownLaw, synthetic_runs
 from scalelab.errors import FitError
 
 EXTERNAL = Path(__file__).parent / "data"  # copies of the public data in shared/external
@@ -125,3 +126,27 @@ def test_besiroglu_replication_of_chinchilla() -> None:
     assert fit.beta == pytest.approx(0.3658, abs=0.002)
     # Their a = beta/(alpha+beta) ≈ 0.51: Chinchilla's "scale P and N equally".
     assert fit.params_exponent == pytest.approx(0.51, abs=0.01)
+
+
+def test_a_floor_that_runs_to_zero_is_named_and_a_bounded_one_is_not() -> None:
+    """Errors with no floor in sight (E = 0 in the law that made them) let E run to nothing;
+    the fit says what that does to alpha and beta. With E = 0.1 it says nothing."""
+    no_floor = KnownLaw(E=0.0, A=0.2 * 1e6**0.9, B=0.3 * 1e4**0.35, alpha=0.9, beta=0.35)
+    p, n, error = grid(no_floor, noise=0.005)
+    with one_blas_thread:
+        fit = fit_parametric(p, n, error)
+        bounded = fit_parametric(*grid(KnownLaw(E=0.1, A=0.2 * 1e6**0.9), noise=0.005))
+    assert fit.E / error.min() < 1e-3
+    assert fit.warnings == (
+        f"parametric: the irreducible error E fell to {fit.E:.2g}, against a lowest fitted "
+        f"error of {error.min():.4g}: these points show no floor, so E(P, N) puts all of the "
+        "error in its P and N terms; if the error has a floor, alpha and beta (and the P*, N* "
+        "exponents from them) come out low, and points at larger P and N would bound it",
+    )
+    assert bounded.warnings == ()
+
+
+def test_scalelab_fit_passes_the_floor_note_on() -> None:
+    runs = synthetic_runs(law=KnownLaw(E=0.0), noise=0.002)
+    notes = fit_scaling(runs, "synthetic", bootstrap=0)["notes"]
+    assert [n for n in notes if n.startswith("parametric: the irreducible error E fell to")]

@@ -38,6 +38,9 @@ LBFGS_OPTIONS = {"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10_000, "maxfun": 20_0
 GRADIENT_TOLERANCE = 1e-10
 EXPONENT_BOUNDS = (0.0, 10.0)
 PARAMETRIC_PARAMS = 5
+# Below this share of the lowest fitted error, E has run off towards 0: the points do not
+# bound it (on one demo grid E fell to 4e-12 while Eq. 5 put E_inf at 0.22).
+UNBOUNDED_E_SHARE = 1e-3
 # Approach 1 warns when the frontier runs along a grid edge for this share of its log-compute
 # range: one or two corner points at the top barely move the slope, half the range decides it.
 EDGE_SPAN_WARNING = 0.25
@@ -130,6 +133,7 @@ class ParametricFit:
     log_p_ref: float
     log_n_ref: float
     loss: float
+    warnings: tuple[str, ...] = ()
 
     def predict(self, params: np.ndarray, examples: np.ndarray) -> np.ndarray:
         return (
@@ -236,4 +240,19 @@ def fit_parametric(
         log_p_ref=log_p_ref,
         log_n_ref=log_n_ref,
         loss=float(best.fun),
+        warnings=unbounded_e_warnings(float(np.exp(e)), error),
+    )
+
+
+def unbounded_e_warnings(e_fitted: float, error: np.ndarray) -> tuple[str, ...]:
+    """When E falls to nothing against the errors fitted, the fit has moved the whole error
+    into the P and N terms; if the error has a floor, alpha and beta come out low: say so."""
+    lowest = float(error.min())
+    if e_fitted >= UNBOUNDED_E_SHARE * lowest:
+        return ()
+    return (
+        f"parametric: the irreducible error E fell to {e_fitted:.2g}, against a lowest fitted "
+        f"error of {lowest:.4g}: these points show no floor, so E(P, N) puts all of the error "
+        "in its P and N terms; if the error has a floor, alpha and beta (and the P*, N* "
+        "exponents from them) come out low, and points at larger P and N would bound it",
     )

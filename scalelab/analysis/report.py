@@ -28,13 +28,15 @@ from scalelab.analysis.estimates import (
 from scalelab.analysis.fitting import LOSSES, holdout_log_rmse
 from scalelab.analysis.frontier import frontier_indices
 from scalelab.analysis.points import PointArrays, Points, select_points
+from scalelab.analysis.tuning import size_inversion_notes
 from scalelab.errors import FitError
 
 # Part of a stored fit's fingerprint: a fit stored before the result changed is made again
 # rather than reused. 2: Approach 2 and the card; 3: resamples drawn from the points in one
 # canonical order (an older fit's intervals depended on the database's row order) and the
-# note on an Approach 1 interval without width.
-RESULT_VERSION = 3
+# note on an Approach 1 interval without width; 4: the notes on a larger model that trained
+# worse and on an unbounded irreducible error in E(P, N).
+RESULT_VERSION = 4
 # The Monte Carlo error of a 95% percentile interval is large below a few hundred resamples.
 FEW_RESAMPLES = 200
 
@@ -293,6 +295,8 @@ def fit_result(points: Points, analysis: Analysis) -> dict:
             "huber_loss": par.loss,
         }
     )
+    if par is not None:
+        notes.extend(par.warnings)
     result["bootstrap"] = {
         "resamples": draws.resamples,
         "seed": draws.seed,
@@ -305,6 +309,7 @@ def fit_result(points: Points, analysis: Analysis) -> dict:
         for name in ("compute_law", "allocation", "approach2")
     }
     notes.extend(_selection_notes(points))
+    notes.extend(size_inversion_notes(points.frame))
     notes.extend(_bootstrap_notes(draws))
     result["notes"] = notes
     return result
