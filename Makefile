@@ -42,6 +42,7 @@ install-ffcv: $(VENV)/.ffcv
 
 demo: $(VENV)/.installed
 	$(BIN)/scalelab enqueue grids/demo.toml
+	$(BIN)/scalelab enqueue grids/demo-large-n.toml
 	$(BIN)/scalelab enqueue grids/demo-wide-n.toml
 	$(BIN)/scalelab enqueue grids/demo-batch.toml
 	$(BIN)/scalelab launch --executor local --workers 2 --until-empty
