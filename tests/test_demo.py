@@ -1,12 +1,13 @@
 """The demo sweep end to end (minutes on a 2-core CPU): its frontier is a power law.
 
-Runs grids/demo.toml, demo-large-n.toml and demo-wide-n.toml (one sweep) as `make demo` does (two local
-workers, then `scalelab fit` per target) and checks goals 1-4 and 7 of issue 16 on both synthetic
-targets: the bend b of E(C) = a(b+C)^-alpha + E_inf lies below the frontier (or b = 0),
-R^2 (log) >= 0.97 over at least 2 decades of compute, alpha in [0.05, 1] with a 95%
-bootstrap interval narrower than 0.2 that excludes 0, and frontier points from at least 3
+Runs grids/demo.toml, demo-large-n.toml and demo-wide-n.toml (one sweep) as `make demo` does
+(two local workers, then `scalelab fit` per target) and checks goals 1-4 and 7 of issue 16 on
+both synthetic targets: the bend b of E(C) = a(b+C)^-alpha + E_inf lies below the frontier
+(or b = 0), R^2 (log) >= 0.97 over at least 2 decades of compute, alpha in [0.05, 1] with a
+95% bootstrap interval narrower than 0.2 that excludes 0, and frontier points from at least 3
 model sizes and 3 dataset sizes; E(P) and E(N) with intervals; pretrained features >= 10
-points better than the best random initialisation.
+points better than the best random initialisation; and no size that trained worse upstream
+than a smaller one (the fit's tuning note).
 """
 
 from __future__ import annotations
