@@ -29,6 +29,7 @@ from scalelab.figures.style import (
     missing_fit_reason,
     paper_style,
     rows_for_target,
+    settle_legends,
 )
 
 POINT_COLOR = "#c0392b"
@@ -81,6 +82,7 @@ def fig8(
             ax.set_ylabel(label)
             ax.set_title(f"T = {epochs:g}")
             legend_inside(ax)
+        settle_legends(fig)
     return fig
 
 

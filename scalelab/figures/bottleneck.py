@@ -33,6 +33,7 @@ from scalelab.figures.style import (
     missing_fit_reason,
     paper_style,
     rows_for_target,
+    settle_legends,
 )
 
 POINT_COLOR = "#3b6fb6"
@@ -64,6 +65,7 @@ def fig7(
         right.set_xlabel("pretraining examples N")
         right.set_title(f"N-bottlenecked ({largest}, T = {by_examples.fixed['epochs']:g})")
         left.set_ylabel(errors.label)
+        settle_legends(fig)
     return fig
 
 

@@ -37,6 +37,7 @@ from scalelab.figures.style import (
     missing_fit_reason,
     paper_style,
     rows_for_target,
+    settle_legends,
     target_label,
 )
 
@@ -57,6 +58,7 @@ def fig1(
         fig, ax = plt.subplots(figsize=(4.4, 3.3), layout="constrained")
         mappable = draw_compute_panel(ax, rows, fit, target, model_norm(rows["params"]))
         add_size_colorbar(fig, mappable, ax)
+        settle_legends(fig)
     return fig
 
 
@@ -83,6 +85,7 @@ def fig6(
             mappable = draw_compute_panel(ax, rows, fits.get(target), target, norm)
             ax.set_title(target_label(target))
         add_size_colorbar(fig, mappable, list(axes))
+        settle_legends(fig)
     return fig
 
 

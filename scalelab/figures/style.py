@@ -16,6 +16,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter, LogFormatterSciNotation
 
 from scalelab.analysis.points import select_points
@@ -176,20 +177,53 @@ def legend_inside(ax: Axes) -> None:
     legend goes outside the axes, to their right."""
     legend = ax.legend(loc="best", framealpha=0.85, **LEGEND_STYLE)
     if _points_under(ax, legend):
-        legend.remove()
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, **LEGEND_STYLE)
+        _move_out(ax)
+
+
+def settle_legends(fig: Figure) -> None:
+    """Once every panel of ``fig`` has its legend (legend_inside): a legend moved outside
+    narrows the panels beside it in the layout, which can bring their points under a legend
+    placed earlier (the demo's Fig. 8 hid its first compute-optimal run so); move those out
+    too, until no legend inside a panel covers a point."""
+    for _ in fig.axes:
+        covering = [
+            ax
+            for ax in fig.axes
+            if ax.get_legend() is not None
+            and ax.get_legend().get_window_extent().x1 <= ax.get_window_extent().x1
+            and _points_under(ax, ax.get_legend())
+        ]
+        if not covering:
+            return
+        for ax in covering:
+            _move_out(ax)
+
+
+def _move_out(ax: Axes) -> None:
+    """The legend of ``ax`` outside the axes, to their right."""
+    ax.get_legend().remove()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, **LEGEND_STYLE)
 
 
 def _points_under(ax: Axes, legend: Any) -> bool:
     """Whether any marker or line vertex of ``ax`` (data coordinates) lies under ``legend``,
-    measured after the figure's layout has placed the axes."""
+    measured after the figure's layout has placed the axes. The legend's box is widened by the
+    largest marker's radius: a marker whose centre sits just outside it is half hidden (the
+    demo's Fig. 8 hid its first compute-optimal run so)."""
     ax.figure.draw_without_rendering()
-    box = legend.get_window_extent()
+    box = legend.get_window_extent().padded(_marker_radius(ax))
     parts = [line.get_xydata() for line in ax.get_lines()]
     parts += [c.get_offsets() for c in ax.collections if c.get_offset_transform() == ax.transData]
     points = np.concatenate([np.asarray(p, float).reshape(-1, 2) for p in [*parts, []]])
     shown = ax.transData.transform(points[np.isfinite(points).all(axis=1)])
     return box.count_contains(shown) > 0
+
+
+def _marker_radius(ax: Axes) -> float:
+    """The largest marker radius of ``ax`` in display pixels (sizes are in points)."""
+    radii = [line.get_markersize() / 2 for line in ax.get_lines() if line.get_marker() != "None"]
+    radii += [np.sqrt(c.get_sizes()).max() / 2 for c in ax.collections if len(c.get_sizes())]
+    return max(radii, default=0.0) * ax.figure.dpi / 72
 
 
 def human_count(n: float) -> str:
