@@ -152,6 +152,7 @@ def enqueue(
                     for m in report.models
                 ],
                 "isoflop": [vars(r) for r in report.isoflop],
+                "elsewhere": report.elsewhere,
             }
         )
         return
@@ -208,6 +209,13 @@ def enqueue(
             else ""
         )
     )
+    for owner, count in sorted(report.elsewhere.items()):
+        typer.echo(
+            f"note: {count} of these jobs {'was' if count == 1 else 'were'} enqueued first by "
+            f"sweep '{owner}' and belong to it: fits of sweep '{report.sweep}' do not see them "
+            f"unless they read both (--sweep {report.sweep} --sweep {owner}); a grid of its own "
+            "models, N or seeds keeps the sweeps apart"
+        )
 
 
 @app.command()

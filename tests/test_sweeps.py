@@ -124,3 +124,30 @@ def test_the_batch_size_figure_reads_each_sweep_on_its_own(two_recipes: str) -> 
                                              "bs: B-2/Wi-128, N = 16k"]  # fmt: skip
     for _, study in studies:
         assert set(study["batch_size"]) == {64, 1024}
+
+
+def test_a_job_another_sweep_enqueued_first_is_named_at_enqueue(db_url: str, tmp_path: Path):
+    """A job belongs to the sweep that enqueued it first; a second sweep with the same
+    configuration reuses it and `fit --sweep` of the second does not see it, so enqueue says
+    so (the demo's batch-size sweep shared a job with the demo grid that way)."""
+    record_grid(db_url, grid_file(tmp_path, "main"))
+    shared = grid_file(tmp_path, "other", models='["B-1/Wi-16"]', examples="[1000, 2000]")
+    result = runner.invoke(app, ["enqueue", str(shared), "--db", db_url])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (
+        "note: 1 of these jobs was enqueued first by sweep 'main' and belong to it: fits of "
+        "sweep 'other' do not see them unless they read both (--sweep other --sweep main); a "
+        "grid of its own models, N or seeds keeps the sweeps apart"
+    )
+    as_json = runner.invoke(app, ["enqueue", str(shared), "--db", db_url, "--dry-run", "--json"])
+    assert json.loads(as_json.output)["elsewhere"] == {"main": 1}
+    # What the note warns of: the shared job's rows are read under 'main' only.
+    runs = load_runs(db_url, ["other"])
+    assert set(runs["examples"]) <= {2000}
+
+
+def test_a_grid_of_its_own_gets_no_note(db_url: str, tmp_path: Path) -> None:
+    record_grid(db_url, grid_file(tmp_path, "main"))
+    own = grid_file(tmp_path, "other", models='["B-1/Wi-16"]', examples="[2000]")
+    result = runner.invoke(app, ["enqueue", str(own), "--db", db_url, "--json"])
+    assert json.loads(result.output)["elsewhere"] == {}

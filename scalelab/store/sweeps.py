@@ -45,6 +45,9 @@ class EnqueueReport:
     models: list[ModelPlan] = field(default_factory=list)
     isoflop: list[Any] = field(default_factory=list)  # the grid's IsoFLOP rows (grid.isoflop)
     recipe: dict[str, Any] = field(default_factory=dict)  # the resolved recipe (grid.recipe)
+    # Present jobs that another sweep enqueued first, by that sweep's name: a job belongs to
+    # one sweep, so fits of this one do not see them unless they read that sweep too.
+    elsewhere: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_compute(self) -> float:
@@ -96,7 +99,7 @@ def enqueue(engine: Engine | None, grid: Grid, *, dry_run: bool = False) -> Enqu
     only (``engine`` may be None: no database yet) and reports what would change.
     """
     if dry_run:
-        existing: dict[str, Job] = {}
+        existing: dict[str, tuple[Job, str]] = {}
         if engine is not None:
             with session_scope(engine, write=False) as session:
                 existing = _existing(session, grid)  # detached: changes below are not saved
@@ -114,18 +117,21 @@ def enqueue(engine: Engine | None, grid: Grid, *, dry_run: bool = False) -> Enqu
         return _extend(session, grid, _existing(session, grid), sweep.id, dry_run=False)
 
 
-def _existing(session: Session, grid: Grid) -> dict[str, Job]:
+def _existing(session: Session, grid: Grid) -> dict[str, tuple[Job, str]]:
+    """The grid's jobs already in the database, each with the name of the sweep it belongs to."""
     hashes = [j.config_hash for j in grid.jobs]
-    return {
-        job.config_hash: job
-        for job in session.scalars(select(Job).where(Job.config_hash.in_(hashes)))
-    }
+    rows = session.execute(
+        select(Job, Sweep.name)
+        .join(Sweep, Job.sweep_id == Sweep.id)
+        .where(Job.config_hash.in_(hashes))
+    )
+    return {job.config_hash: (job, name) for job, name in rows}
 
 
 def _extend(
     session: Session | None,
     grid: Grid,
-    existing: dict[str, Job],
+    existing: dict[str, tuple[Job, str]],
     sweep_id: int | None,
     *,
     dry_run: bool,
@@ -142,7 +148,9 @@ def _extend(
         mp = plans.setdefault(plan.model, ModelPlan(plan.model, plan.params, plan.flops))
         mp.jobs += 1
         mp.compute += plan.planned_compute
-        job = existing.get(plan.config_hash)
+        job, owner = existing.get(plan.config_hash, (None, grid.name))
+        if owner != grid.name:
+            report.elsewhere[owner] = report.elsewhere.get(owner, 0) + 1
         if job is None:
             if session is not None:
                 session.add(
