@@ -61,6 +61,11 @@ What was tried, and measured (ridge probe on the pre-logits, 16x16, LION):
   apart (16, 24, ..., 96) widened alpha's interval to 0.3 or more (near-tied sizes swap places
   on the frontier between resamples); B-2/Wi-128 as the fourth size (probing like B-1/Wi-64)
   pulled E(P, N)'s P* exponent to 0.16 against Approach 1's 0.30.
+- That grid at two learning rates (1e-3 alone trained B-1/Wi-128 worse than B-1/Wi-64; 3e-4
+  trains every width better from N = 256k on): b = 0, alpha 0.24 [0.18, 0.26] / 0.20 [0.18,
+  0.21], R^2 0.997 / 0.995 over 2.28 decades, 4 model and 5 dataset sizes on the frontier,
+  alpha_P 1.03 / 0.98 and alpha_N 0.33 / 0.28 (the paper: about 1 and 0.35). Approach 1
+  still gives P* ~ C^0.30, E(P, N) C^0.22 / C^0.20 (its E runs to 0 on synthetic-cifar100).
 - The knob, on the first of those grids: POSE_ZIPF = 1.1 (a heavier tail, every pose rarer)
   delays the learning and brings the onset back (alpha 2.5 / 3.7, b at 20x / 33x the first
   point, R^2 0.96 / 0.97); POSE_ZIPF = 2.0 (the first pose 61% of images) learns sooner but
