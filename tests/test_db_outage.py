@@ -88,15 +88,15 @@ def test_three_workers_survive_a_database_restart_and_do_every_job_once(
 
 
 def _train_through_an_outage(
-    db: str, tmp_path: Path, *, epochs: int, timeout_s: float
+    db: str, tmp_path: Path, *, epochs: int, timeout_s: float, lease_min: float = 0.2
 ) -> tuple[subprocess.Popen, str, float]:
     """One worker trains a job of ``epochs`` epochs of 2,000 images; the server stops after
     its first epoch (the monotonic time returned) and starts again once the worker has exited
-    (or ``timeout_s`` passed). A 12 s lease, renewed every 3 s: 6 s without a renewal stop
-    the job."""
+    (or ``timeout_s`` passed). A lease of ``lease_min`` minutes (12 s), renewed every quarter
+    of it: half a lease without a renewal stops the job."""
     enqueue(tiny_grid(tmp_path, examples="[2000]", epochs=f"[{epochs}]"), db)
     args = ["run-worker", "--until-empty", "--device", "cpu", "--db", db]
-    worker = scalelab(*args, "--workdir", str(tmp_path / "work"), "--lease-min", "0.2")
+    worker = scalelab(*args, "--workdir", str(tmp_path / "work"), "--lease-min", str(lease_min))
     wait_for(worker, f"epoch 1/{epochs}")
     pg_ctl("stop")
     stopped_at = time.monotonic()
@@ -130,9 +130,12 @@ def test_a_database_down_past_half_a_lease_stops_the_job_keeping_its_checkpoint(
 def test_a_database_down_when_a_job_ends_stops_the_worker_keeping_its_checkpoint(
     restart_db: str, tmp_path: Path
 ) -> None:
-    # Training ends (about 2 s) before a stale lease is noticed (6 s): recording T fails, then
-    # so does the release, for a whole lease. One line, exit 3, the checkpoint on disk.
-    worker, out, _ = _train_through_an_outage(restart_db, tmp_path, epochs=20, timeout_s=90)
+    # Training ends (2 s, 4 s on a loaded 2-core machine) before a stale lease is noticed
+    # (12 s with a 24 s lease; with 12 s, a slow CI run noticed it first): recording T fails,
+    # then so does the release, for a whole lease. One line, exit 3, the checkpoint on disk.
+    worker, out, _ = _train_through_an_outage(
+        restart_db, tmp_path, epochs=20, timeout_s=120, lease_min=0.4
+    )
     assert worker.returncode == 3, out
     assert "Traceback" not in out, out
     last = out.strip().splitlines()[-1]
@@ -141,7 +144,7 @@ def test_a_database_down_when_a_job_ends_stops_the_worker_keeping_its_checkpoint
         "unavailable (OperationalError: "
     ), out
     assert last.endswith(
-        "and did not answer again within the 12 s lease; it will lapse and the job be claimed again"
+        "and did not answer again within the 24 s lease; it will lapse and the job be claimed again"
     ), out
     assert list((tmp_path / "work").glob("study-*/job-1/T20.pt"))
     (job,) = jobs(restart_db)
