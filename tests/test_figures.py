@@ -660,13 +660,19 @@ def test_cli_plot_draws_published_chinchilla_losses_on_a_loss_axis(tmp_path):
 # ── legends ─────────────────────────────────────────────────────────────────────────────
 
 
-def _legend_over(points: np.ndarray) -> tuple[Axes, np.ndarray]:
+def _legend_over(
+    points: np.ndarray, limits: tuple[float, float] | None = None
+) -> tuple[Axes, np.ndarray]:
     """A figure with ``points`` (n, 2) as markers and a four-entry legend placed by
-    legend_inside; returns the axes and the points in display coordinates after layout."""
+    legend_inside (both axes fixed to ``limits`` if given); returns the axes and the points in
+    display coordinates after layout."""
     fig, ax = plt.subplots(figsize=(4.0, 3.2), layout="constrained")
     ax.plot(points[:, 0], points[:, 1], "o", label="runs")
     for k in range(3):
         ax.plot([], [], label=f"a longer legend entry {k}")
+    if limits is not None:
+        ax.set_xlim(*limits)
+        ax.set_ylim(*limits)
     legend_inside(ax)
     fig.draw_without_rendering()
     return ax, ax.transData.transform(points)
@@ -692,25 +698,13 @@ def test_the_legend_moves_out_where_every_corner_holds_a_point() -> None:
 def test_a_marker_whose_disc_reaches_under_the_legend_counts_as_covered() -> None:
     """A point 2 px beside the legend box has its centre outside and half its marker inside
     (the demo's Fig. 8 hid its first compute-optimal run so): the legend moves."""
-
-    def draw(points: np.ndarray) -> Axes:
-        fig, ax = plt.subplots(figsize=(4.0, 3.2), layout="constrained")
-        ax.plot(points[:, 0], points[:, 1], "o", label="runs")
-        for k in range(3):
-            ax.plot([], [], label=f"a longer legend entry {k}")
-        ax.set_xlim(-0.1, 1.1)
-        ax.set_ylim(-0.1, 1.1)  # fixed, so that the added point does not move the others
-        legend_inside(ax)
-        fig.draw_without_rendering()
-        return ax
-
+    limits = (-0.1, 1.1)  # fixed, so that the added point does not move the others
     diagonal = np.array([[x, x] for x in np.linspace(0, 1, 9)])
-    ax = draw(diagonal)
+    ax, _ = _legend_over(diagonal, limits)
     box = ax.get_legend().get_window_extent()
     beside = ax.transData.inverted().transform([box.x1 + 2, (box.y0 + box.y1) / 2])
     plt.close(ax.figure)
-    ax = draw(np.vstack([diagonal, beside]))
+    ax, shown = _legend_over(np.vstack([diagonal, beside]), limits)
     radius = plt.rcParams["lines.markersize"] / 2 * ax.figure.dpi / 72
-    shown = ax.transData.transform(np.vstack([diagonal, beside]))
     assert ax.get_legend().get_window_extent().padded(radius).count_contains(shown) == 0
     plt.close(ax.figure)

@@ -186,12 +186,13 @@ def settle_legends(fig: Figure) -> None:
     placed earlier (the demo's Fig. 8 hid its first compute-optimal run so); move those out
     too, until no legend inside a panel covers a point."""
     for _ in fig.axes:
+        fig.draw_without_rendering()  # one layout per pass, read by every panel's check
         covering = [
             ax
             for ax in fig.axes
             if ax.get_legend() is not None
             and ax.get_legend().get_window_extent().x1 <= ax.get_window_extent().x1
-            and _points_under(ax, ax.get_legend())
+            and _covers(ax, ax.get_legend())
         ]
         if not covering:
             return
@@ -206,11 +207,17 @@ def _move_out(ax: Axes) -> None:
 
 
 def _points_under(ax: Axes, legend: Any) -> bool:
-    """Whether any marker or line vertex of ``ax`` (data coordinates) lies under ``legend``,
-    measured after the figure's layout has placed the axes. The legend's box is widened by the
-    largest marker's radius: a marker whose centre sits just outside it is half hidden (the
-    demo's Fig. 8 hid its first compute-optimal run so)."""
+    """Whether any marker or line vertex of ``ax`` lies under ``legend``, measured after the
+    figure's layout has placed the axes."""
     ax.figure.draw_without_rendering()
+    return _covers(ax, legend)
+
+
+def _covers(ax: Axes, legend: Any) -> bool:
+    """Whether any marker or line vertex of ``ax`` (data coordinates) lies under ``legend`` in
+    the layout last drawn. The legend's box is widened by the largest marker's radius: a marker
+    whose centre sits just outside it is half hidden (the demo's Fig. 8 hid its first
+    compute-optimal run so)."""
     box = legend.get_window_extent().padded(_marker_radius(ax))
     parts = [line.get_xydata() for line in ax.get_lines()]
     parts += [c.get_offsets() for c in ax.collections if c.get_offset_transform() == ax.transData]
