@@ -112,7 +112,8 @@ def main() -> None:
         ):
             db = str(Path(tmp) / f"{writer.__name__}.db")
             csv = writer(Path(tmp) / f"{writer.__name__}.csv")
-            import_runs(open_engine(db), csv)
+            open_engine(db)  # creates the database, which import_runs expects
+            import_runs(db, csv)
             target = "chinchilla" if "Chinchilla" in name else "nmt"
             figure = out / "backtest-chinchilla.png" if target == "chinchilla" else None
             result = backtest_from_db(
