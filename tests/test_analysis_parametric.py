@@ -87,23 +87,25 @@ def test_too_few_points_or_a_single_model_size() -> None:
     )
 
 
-def test_allocation_exponents_from_the_frontier() -> None:
-    # At fixed T, C ∝ P·N: a frontier along P = k·C^0.35 must give exponents 0.35 and 0.65.
-    c = np.geomspace(1e14, 1e20, 12)
-    p = 3.0 * c**0.35
-    n = c / (3 * p * 50)
-    fit = fit_allocation(50.0, c, p, n, np.geomspace(1.0, 0.1, 12))
-    assert fit.params_exponent == pytest.approx(0.35)
-    assert fit.examples_exponent == pytest.approx(0.65)
-    assert fit.n_points == 12
-    assert fit.params_at(1e22) == pytest.approx(3.0 * 1e22**0.35)
+def test_allocation_exponents_of_a_law_with_a_known_optimum() -> None:
+    # E = A/P^a + B/N^b at T = 50 with C = 3·P·N·T: P* ∝ C^(b/(a+b)) = C^0.35 exactly.
+    alpha, beta = 0.65, 0.35
+    p, n = (g.ravel() for g in np.meshgrid(np.geomspace(1e6, 1e9, 16), np.geomspace(1e6, 1e11, 26)))
+    c = 3 * p * n * 50
+    fit = fit_allocation(50.0, c, p, n, 1e3 * p**-alpha + 1e2 * n**-beta)
+    assert fit.params_exponent == pytest.approx(0.35, abs=0.005)
+    assert fit.examples_exponent == pytest.approx(0.65, abs=0.005)
+    assert fit.n_budgets > 100 and fit.warnings == ()
+    # N* is read where P* is, so P*·N*·3·T is the budget itself.
     assert fit.examples_at(1e22) * fit.params_at(1e22) * 3 * 50 == pytest.approx(1e22)
     with pytest.raises(FitError) as info:
-        fit_allocation(50.0, c, np.full(12, 1e6), n, np.geomspace(1.0, 0.1, 12))
+        fit_allocation(50.0, c, np.full(len(c), 1e6), n, 1e2 * n**-beta)
     assert str(info.value) == (
-        "the allocation at T=50 needs at least 3 frontier points with 2 model sizes and 2 "
-        "dataset sizes; found 12 points, 1 model sizes and 12 dataset sizes on the frontier at "
-        "that T"
+        "the allocation at T=50 needs P*(C) located over at least 0.25 decades of compute, at "
+        "budgets where three or more model sizes have runs and the best has a smaller and a "
+        "larger size beside it; found 0 such budgets over 0.00 decades (1 model sizes; of 0 "
+        "budgets with three or more sizes, 0 had their best at the smallest size there and 0 "
+        "at the largest): train three or more model sizes at the same compute"
     )
 
 

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from scalelab import load_runs
 from scalelab.analysis import fit_scaling
+from scalelab.analysis.synthetic import synthetic_runs
 from scalelab.analysis.table import RIDGE_CAVEAT
 from scalelab.cli import app
 from scalelab.errors import PlotError
@@ -411,12 +412,34 @@ def test_legends_state_the_exponents_of_a_real_fit(real_fit):
     left, right = fig7(runs, real_fit, "cifar10").axes
     assert f"fit: α_P = {shown(real_fit['params_law'])}" in legend_texts(left)
     assert f"fit: α_N = {shown(real_fit['examples_law'])}" in legend_texts(right)
-    left, right = fig8(runs, real_fit, "cifar10").axes
-    allocation = real_fit["allocation"]
-    value, _, interval = shown(allocation, "params_exponent").partition(" ")
-    assert f"fit: P* ∝ $C^{{{value}}}$ {interval}".strip() in legend_texts(left)
-    (points,) = by_gid(left, "run")
-    assert len(points.get_xdata()) == allocation["n_points"]
+    assert real_fit["allocation"] is None  # P* lies below this sweep's smallest model
+    assert "no P*(C) fit: " in " ".join(legend_texts(fig8(runs, real_fit, "cifar10").axes[0]))
+
+
+def test_fig8_draws_approach_1s_minima_and_its_law_over_their_range():
+    """A grid whose P* lies between its sizes: the minima Approach 1 located are drawn, the
+    legend states the fit's exponent and the dashed line spans the minima, not the frontier."""
+    runs = synthetic_runs(
+        params=tuple(np.geomspace(1e5, 1e7, 5)),
+        examples=tuple(np.geomspace(3e4, 1e7, 5)),
+        epochs=(50,),
+        seeds=(0, 1),
+        target="cifar10",
+    )
+    fit = fit_scaling(runs, "cifar10", bootstrap=20)
+    allocation = fit["allocation"]
+    left, _ = fig8(runs, fit, "cifar10").axes
+    low, high = allocation["params_exponent_ci"]
+    value = f"{allocation['params_exponent']:.2f}"
+    assert f"fit: P* ∝ $C^{{{value}}}$ [{low:.2f}, {high:.2f}]" in legend_texts(left)
+    (line,) = by_gid(left, "fit")
+    drawn = np.asarray(line.get_xdata()) * 1e15
+    np.testing.assert_allclose([drawn.min(), drawn.max()], allocation["compute_range"])
+    (minima,) = by_gid(left, "minima")
+    located = np.array(allocation["minima"])
+    assert len(located) == allocation["n_budgets"]
+    np.testing.assert_allclose(np.asarray(minima.get_xdata()) * 1e15, located[:, 0])
+    np.testing.assert_allclose(minima.get_ydata(), located[:, 1])
 
 
 # ── batch size ──────────────────────────────────────────────────────────────────────────

@@ -59,7 +59,8 @@ def test_a_stored_fit_records_its_card(db_url: str, tmp_path: Path) -> None:
         "  - bottleneck laws: Levenberg-Marquardt (scipy curve_fit), 9 starts",
         # Besiroglu et al.'s grid: 6 values of a and b, 5 of e, alpha and beta.
         "  - parametric: L-BFGS-B from the best 24 of 4500 grid starts (Besiroglu et al. 2024)",
-        "  - allocation: least squares on log P, log N against log C (closed form)",
+        "  - allocation: least squares on log P*, log N* against log C (closed form), P* located "
+        "per budget by a parabola in ln P through the best size and its neighbours",
         "- Points dropped:",
         "  - 16 points: C = 0 random-init baselines",
         f"- Selection rule: {SELECTION_RULE}",

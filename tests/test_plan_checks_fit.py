@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from scalelab.cli import app
+from scalelab.flops import model_cost
 from scalelab.store.engine import open_engine, session_scope
 from scalelab.store.schema import Fit
 
@@ -58,8 +59,17 @@ def test_plan_refits_or_refuses_when_the_runs_changed(db_url: str, tmp_path: Pat
     assert _fits(db_url) == 2
 
 
+def law_with_p_star_inside(config: dict, epochs: float) -> tuple[float, float]:
+    """recorded.law with a P term 20x larger: on the grid below, P* lies between the sizes
+    (with recorded.law it lies below the smallest, and Approach 1 has no minimum to read)."""
+    params = model_cost(config["model"], 10, 16).params
+    error = 0.1 + 100.0 * params**-0.5 + 3.0 * (config["examples"] * epochs**0.5) ** -0.3
+    return error, error
+
+
 def test_the_planned_t_is_the_allocations_unless_asked(db_url: str, tmp_path: Path) -> None:
-    record_grid(db_url, grid_file(tmp_path, "main"))
+    grid = grid_file(tmp_path, "main", examples="[1000, 4000, 16000, 64000]")
+    record_grid(db_url, grid, error=law_with_p_star_inside)
     plan = _plan(db_url)
     assert plan["allocation_epochs"] == 1.0  # the smallest T of the grid
     config = plan["config"]

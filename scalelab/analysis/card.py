@@ -44,7 +44,8 @@ def fit_card(rows: pd.DataFrame) -> dict[str, Any]:
             "starts",
             "parametric": f"L-BFGS-B from the best {LBFGS_STARTS} of {grid} grid starts "
             "(Besiroglu et al. 2024)",
-            "allocation": "least squares on log P, log N against log C (closed form)",
+            "allocation": "least squares on log P*, log N* against log C (closed form), P* "
+            "located per budget by a parabola in ln P through the best size and its neighbours",
         },
     }
 

@@ -1,9 +1,15 @@
 """How to split compute between parameters P and examples N (Hoffmann et al. 2022).
 
-- Approach 1 (paper Fig. 8): at a fixed T, the frontier's P and N against C, each a power law.
-  On a grid the frontier can run along an edge (the largest N, or the largest P) only because
-  the grid offers nothing beyond it; its exponents then describe the grid, and a warning says
-  so.
+- Approach 1 (paper Fig. 8): at a fixed T, P*(C) and N*(C), each a power law. As in Hoffmann
+  et al., each model size's error is interpolated over compute (here between its runs at
+  different N, linear in log-log) and the best size is read off at log-spaced budgets; since a
+  CPU grid has a handful of sizes, not Chinchilla's dozens, the minimum over P is located by
+  the parabola in ln P through the best size and its two neighbours, and a budget counts only
+  where the best size has a smaller and a larger one beside it (else P* lies beyond the grid).
+  Fitting the frontier's runs instead pins P*(C) to the grid's corners: on noise-free
+  E + A/P^a + B/N^b product grids of doubling P and N it came out 0.10 above the closed form
+  β/(α+β) on average (tests/test_allocation_grid_edge.py), 0.30 against 0.17 / 0.21 from
+  E(P, N) on the demo.
 - Approach 3: E(P, N) = E + A/P^alpha + B/N^beta over all points at that T, fitted as
   Besiroglu et al. 2024 re-fitted Chinchilla: Huber loss (delta = 1e-3) on log E, summed over
   points, L-BFGS-B from a grid of starts with tolerances tight enough not to stop early.
@@ -18,7 +24,6 @@ import numpy as np
 from scipy.optimize import minimize
 
 from scalelab.analysis.fitting import fit_log_linear
-from scalelab.analysis.frontier import frontier_indices
 from scalelab.analysis.laws import (
     implied_allocation_exponents,
     parametric_objective,
@@ -41,28 +46,106 @@ PARAMETRIC_PARAMS = 5
 # Below this share of the lowest fitted error, E has run off towards 0: the points do not
 # bound it (on one demo grid E fell to 4e-12 while Eq. 5 put E_inf at 0.22).
 UNBOUNDED_E_SHARE = 1e-3
-# Approach 1 warns when the frontier runs along a grid edge for this share of its log-compute
-# range: one or two corner points at the top barely move the slope, half the range decides it.
-EDGE_SPAN_WARNING = 0.25
+# Approach 1 reads P*(C) at this many log-spaced budgets across the points' compute (Hoffmann
+# et al. used 1,500; the interpolated curves are piecewise linear, so 200 resolve every kink).
+ALLOCATION_BUDGETS = 200
+# ... and needs located minima at this many budgets, over at least this many decades.
+MIN_LOCATED_BUDGETS = 3
+MIN_LOCATED_DECADES = 0.25
+# Approach 1 warns when P*(C) is located over less than this share of the log-compute range
+# where three or more sizes have runs: elsewhere the best size sat at the grid's edge.
+LOCATED_SHARE_WARNING = 0.5
 
 
 @dataclass(frozen=True)
 class Allocation:
-    """P*(C) = params_coefficient · C^params_exponent, likewise N*(C), at ``epochs``."""
+    """P*(C) = params_coefficient · C^params_exponent, likewise N*(C), at ``epochs``, fitted
+    to the minima located at ``n_budgets`` budgets within ``compute_range``."""
 
     epochs: float
     params_coefficient: float
     params_exponent: float
     examples_coefficient: float
     examples_exponent: float
-    n_points: int
-    warnings: tuple[str, ...] = ()  # one line per grid edge the frontier runs along
+    n_budgets: int
+    compute_range: tuple[float, float]
+    warnings: tuple[str, ...] = ()  # where the best size sat at the grid's edge
+    minima: tuple[tuple[float, float, float], ...] = ()  # (C, P*, N*) per located budget
 
     def params_at(self, compute: float | np.ndarray) -> np.ndarray:
         return self.params_coefficient * np.asarray(compute, float) ** self.params_exponent
 
     def examples_at(self, compute: float | np.ndarray) -> np.ndarray:
         return self.examples_coefficient * np.asarray(compute, float) ** self.examples_exponent
+
+
+@dataclass(frozen=True)
+class SizeCurve:
+    """One model size's error over compute at a fixed T: its runs at different N."""
+
+    log_params: float
+    log_compute: np.ndarray  # (runs,) increasing
+    log_error: np.ndarray  # (runs,)
+    log_compute_per_example: float  # ln(C / N) = ln(3·FLOP(f)·T), one value per size
+
+    def covers(self, log_budget: float) -> bool:
+        return bool(self.log_compute[0] <= log_budget <= self.log_compute[-1])
+
+    def log_error_at(self, log_budget: float) -> float:
+        return float(np.interp(log_budget, self.log_compute, self.log_error))
+
+
+def size_curves(
+    compute: np.ndarray, params: np.ndarray, examples: np.ndarray, error: np.ndarray
+) -> list[SizeCurve]:
+    """One curve per distinct P, in order of P; of points at equal (P, C) the lowest error."""
+    curves = []
+    for size in np.unique(params):
+        at = params == size
+        log_c, inverse = np.unique(np.log(compute[at]), return_inverse=True)
+        best = np.full(len(log_c), np.inf)
+        np.minimum.at(best, inverse, np.log(error[at]))
+        per_example = float(np.median(np.log(compute[at] / examples[at])))
+        curves.append(SizeCurve(float(np.log(size)), log_c, best, per_example))
+    return curves
+
+
+def _vertex(x: np.ndarray, y: np.ndarray) -> float:
+    """The minimum of the parabola through three points (x increasing, y[1] lowest), which
+    lies between x[0] and x[2]; NaN when the three are level."""
+    (x0, x1, x2), (y0, y1, y2) = x, y
+    num = (x1 - x0) ** 2 * (y1 - y2) - (x1 - x2) ** 2 * (y1 - y0)
+    den = (x1 - x0) * (y1 - y2) - (x1 - x2) * (y1 - y0)
+    return float(x1 - 0.5 * num / den) if den != 0 else float("nan")
+
+
+def locate_minima(
+    curves: list[SizeCurve], log_budgets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """At each budget the sizes that reach it, the best of them and its neighbours: ln C,
+    ln P* and ln N* where the best has a smaller and a larger size beside it, and how many
+    budgets had three or more sizes but their best at the smallest ('low') or largest
+    ('high') of them."""
+    found, edge = [], {"low": 0, "high": 0, "compared": 0}
+    for log_c in log_budgets:
+        here = [c for c in curves if c.covers(log_c)]
+        if len(here) < 3:
+            continue
+        edge["compared"] += 1
+        log_e = np.array([c.log_error_at(log_c) for c in here])
+        i = int(np.argmin(log_e))
+        if i == 0 or i == len(here) - 1:
+            edge["low" if i == 0 else "high"] += 1
+            continue
+        near = here[i - 1 : i + 2]
+        log_p = np.array([c.log_params for c in near])
+        v = _vertex(log_p, log_e[i - 1 : i + 2])
+        if not np.isfinite(v):  # three equal errors: no minimum to locate
+            continue
+        per_example = np.interp(v, log_p, [c.log_compute_per_example for c in near])
+        found.append((log_c, v, log_c - per_example))
+    rows = np.array(found).reshape(-1, 3)
+    return rows[:, 0], rows[:, 1], rows[:, 2], edge
 
 
 def fit_allocation(
@@ -72,49 +155,58 @@ def fit_allocation(
     examples: np.ndarray,
     error: np.ndarray,
 ) -> Allocation:
-    """Approach 1 on points that all have T = ``epochs``: power laws of the frontier's P and N."""
-    front = frontier_indices(compute, error)
-    n_params, n_examples = len(np.unique(params[front])), len(np.unique(examples[front]))
-    if len(front) < 3 or n_params < 2 or n_examples < 2:
+    """Approach 1 on points that all have T = ``epochs``: power laws of the located P*(C) and
+    N*(C) (see the module's docstring)."""
+    curves = size_curves(compute, params, examples, error)
+    log_budgets = np.linspace(np.log(compute.min()), np.log(compute.max()), ALLOCATION_BUDGETS)
+    log_c, log_p, log_n, edge = locate_minima(curves, log_budgets)
+    decades = float(np.ptp(log_c) / np.log(10)) if len(log_c) else 0.0
+    if len(log_c) < MIN_LOCATED_BUDGETS or decades < MIN_LOCATED_DECADES:
         raise FitError(
-            f"the allocation at T={epochs:g} needs at least 3 frontier points with 2 model sizes "
-            f"and 2 dataset sizes; found {len(front)} points, {n_params} model sizes and "
-            f"{n_examples} dataset sizes on the frontier at that T"
+            f"the allocation at T={epochs:g} needs P*(C) located over at least "
+            f"{MIN_LOCATED_DECADES:g} decades of compute, at budgets where three or more model "
+            f"sizes have runs and the best has a smaller and a larger size beside it; found "
+            f"{len(log_c)} such budgets over {decades:.2f} decades ({len(curves)} model sizes; "
+            f"{_edge_summary(edge)}): train {_sizes_to_add(edge)}"
         )
-    k_p, a = fit_log_linear(compute[front], params[front])
-    k_n, b = fit_log_linear(compute[front], examples[front])
-    warnings = grid_edge_warnings(epochs, compute, params, examples, front)
-    return Allocation(epochs, k_p, a, k_n, b, len(front), warnings)
+    k_p, a = fit_log_linear(np.exp(log_c), np.exp(log_p))
+    k_n, b = fit_log_linear(np.exp(log_c), np.exp(log_n))
+    low, high = float(np.exp(log_c.min())), float(np.exp(log_c.max()))
+    warnings = located_share_warnings(epochs, len(log_c), edge)
+    minima = tuple(map(tuple, np.exp(np.column_stack([log_c, log_p, log_n])).tolist()))
+    return Allocation(epochs, k_p, a, k_n, b, len(log_c), (low, high), warnings, minima)
 
 
-def grid_edge_warnings(
-    epochs: float, compute: np.ndarray, params: np.ndarray, examples: np.ndarray, front: np.ndarray
-) -> tuple[str, ...]:
-    """Where the frontier runs along the grid's largest N (or largest P), it grows only the
-    other axis because no run goes further, whatever the optimum: P*(C) and N*(C) there follow
-    the grid's edge. Every product grid ends in its corner, so only an edge run that covers
-    EDGE_SPAN_WARNING of the frontier's log-compute range (the leverage of a log-log slope)
-    is flagged. On the demo's first Zipf grid the frontier ran along N = 256k for 49% of its
-    range and Approach 1 gave P* ∝ C^0.47 with a near-zero interval, E(P, N) C^0.1."""
-    log_c = np.log(compute[front])
-    span = log_c.max() - log_c.min()
-    edges = (
-        ("N", examples, "P", "train the smaller models on more examples"),
-        ("P", params, "N", "train larger models"),
+def _edge_summary(edge: dict[str, int]) -> str:
+    return (
+        f"of {edge['compared']} budgets with three or more sizes, {edge['low']} had their best at "
+        f"the smallest size there and {edge['high']} at the largest"
     )
-    warnings = []
-    for axis, values, other, fix in edges:
-        on_edge = values[front] == values.max()
-        share = np.ptp(log_c[on_edge]) / span if on_edge.sum() >= 2 and span > 0 else 0.0
-        if share >= EDGE_SPAN_WARNING:
-            warnings.append(
-                f"allocation: the frontier at T={epochs:g} runs along the grid's largest {axis} "
-                f"({values.max():.6g}) for {share:.0%} of its log-compute range "
-                f"({int(on_edge.sum())} of {len(front)} points), where it can grow only {other}: "
-                f"P*(C) and N*(C) follow the grid's edge there, not the optimum; {fix} until "
-                f"the frontier leaves that edge"
-            )
-    return tuple(warnings)
+
+
+def located_share_warnings(epochs: float, located: int, edge: dict[str, int]) -> tuple[str, ...]:
+    """Where the best size was the smallest (or largest) that reached a budget, P* lies beyond
+    the grid there and Approach 1 has no minimum to read: when that holds for more than
+    1 - LOCATED_SHARE_WARNING of the budgets where sizes compete, P*(C) describes only the
+    rest, and a warning says which sizes to add."""
+    if edge["compared"] == 0 or located / edge["compared"] >= LOCATED_SHARE_WARNING:
+        return ()
+    return (
+        f"allocation: at T={epochs:g}, P*(C) is located at only {located} of the "
+        f"{edge['compared']} budgets where three or more model sizes have runs; at the others "
+        f"P* lies beyond the grid's sizes, so the power laws describe a part of the compute "
+        f"range only; train {_sizes_to_add(edge)}",
+    )
+
+
+def _sizes_to_add(edge: dict[str, int]) -> str:
+    """Which sizes would bracket the minimum where the best size sat at the grid's edge."""
+    fixes = []
+    if edge["low"]:
+        fixes.append("smaller models (the best size was the smallest that reached a budget)")
+    if edge["high"]:
+        fixes.append("larger models (the best size was the largest that reached a budget)")
+    return " and ".join(fixes) or "three or more model sizes at the same compute"
 
 
 @dataclass(frozen=True)

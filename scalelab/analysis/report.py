@@ -35,8 +35,9 @@ from scalelab.errors import FitError
 # rather than reused. 2: Approach 2 and the card; 3: resamples drawn from the points in one
 # canonical order (an older fit's intervals depended on the database's row order) and the
 # note on an Approach 1 interval without width; 4: the notes on a larger model that trained
-# worse and on an unbounded irreducible error in E(P, N).
-RESULT_VERSION = 4
+# worse and on an unbounded irreducible error in E(P, N); 5: Approach 1 reads P*(C) off
+# interpolated per-size curves instead of fitting the frontier's runs.
+RESULT_VERSION = 5
 # The Monte Carlo error of a 95% percentile interval is large below a few hundred resamples.
 FEW_RESAMPLES = 200
 
@@ -264,13 +265,14 @@ def fit_result(points: Points, analysis: Analysis) -> dict:
             "examples_exponent_ci": ci("allocation", "examples_exponent"),
             "params_coefficient": _number(alloc.params_coefficient),
             "examples_coefficient": _number(alloc.examples_coefficient),
-            "n_points": alloc.n_points,
+            "n_budgets": alloc.n_budgets,
+            "compute_range": list(alloc.compute_range),
+            "minima": [list(m) for m in alloc.minima],
             "grid_edge": list(alloc.warnings),
         }
     )
     if alloc is not None:
         notes.extend(alloc.warnings)
-        notes.extend(_allocation_interval_notes(result["allocation"]))
     result["approach2"] = approach2_part(fits.get("approach2"), ci)
     if fits.get("approach2") is not None:
         notes.extend(fits["approach2"].warnings)
@@ -348,21 +350,6 @@ def _selection_notes(points: Points) -> list[str]:
     if sel["contested"] and points.target == "upstream":
         return ["selection: the target is the upstream error, so settings were chosen on it"]
     return []
-
-
-def _allocation_interval_notes(allocation: dict) -> list[str]:
-    """Approach 1 reads P*(C) off the runs on the frontier: when no resample changes which
-    runs those are, its interval has no width, however coarse the grid's sizes (the demo's
-    first Zipf grids: [0.2974, 0.2974] against Approach 3's [0.12, 0.22])."""
-    interval = allocation["params_exponent_ci"]
-    if interval is None or interval[1] > interval[0]:
-        return []
-    return [
-        f"allocation: every bootstrap resample kept the same {allocation['n_points']} runs on "
-        f"the T={allocation['epochs']:g} frontier, so Approach 1's intervals have no width: "
-        "they show the seeds' noise, not how coarsely the grid's model sizes and dataset sizes "
-        "locate P*(C) and N*(C)"
-    ]
 
 
 def _bootstrap_notes(draws: BootstrapDraws) -> list[str]:

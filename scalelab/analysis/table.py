@@ -199,7 +199,7 @@ LAW_NAMES = {
     "compute_law": "E(C) = a(b+C)^-α + E∞",
     "params_law": "E(P) = a·P^-α + E∞",
     "examples_law": "E(N) = a·N^-α + E∞",
-    "allocation": "Approach 1 (frontier)",
+    "allocation": "Approach 1 (curves)",
     "approach2": "Approach 2 (IsoFLOP)",
     "parametric": "Approach 3 E(P, N)",
 }

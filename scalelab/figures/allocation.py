@@ -1,7 +1,9 @@
 """Fig. 8: compute-optimal parameters P*(C) and examples N*(C) against compute.
 
 At one fixed T (the paper fixes T = 50) the compute-optimal frontier says which P and N reach
-the lowest error for each compute; both follow power laws in C (Chinchilla's Approach 1). The
+the lowest error for each compute; both follow power laws in C (Chinchilla's Approach 1,
+fitted to minima located between the grid's sizes, see chinchilla.py: the line is drawn over
+the compute where they were located, the frontier's runs for reference). The
 paper finds P* ∝ C^0.35 and N* ∝ C^0.65, where transformers give about 0.5 / 0.5. Where the
 data has IsoFLOP profiles, the minima of Approach 2 and their power laws are drawn too.
 """
@@ -101,7 +103,8 @@ def draw_allocation(
     column: str,
     symbol: str,
 ) -> None:
-    """The frontier's P (column 'params') or N ('examples') and the fitted k·C^a dashed."""
+    """The frontier's P (column 'params') or N ('examples'), the minima Approach 1 located
+    between the grid's sizes (where the fit has them), and the fitted k·C^a dashed."""
     ax.plot(
         compute / PFLOP,
         values,
@@ -109,16 +112,29 @@ def draw_allocation(
         marker="o",
         markersize=5,
         color=POINT_COLOR,
-        label="compute-optimal runs",
+        label="compute-optimal runs (frontier)",
         gid="run",
     )
     allocation = fit_part(fit, "allocation")
+    minima = np.array((allocation or {}).get("minima") or []).reshape(-1, 3)
+    if len(minima):
+        ax.plot(
+            minima[:, 0] / PFLOP,
+            minima[:, 1 if column == "params" else 2],
+            linestyle="none",
+            marker=".",
+            markersize=2.5,
+            color=FIT_COLOR,
+            label=f"{symbol} located between the sizes",
+            gid="minima",
+        )
     exponent = allocation.get(f"{column}_exponent") if allocation else None
     coefficient = allocation.get(f"{column}_coefficient") if allocation else None
     if exponent is None or coefficient is None:
         add_note(ax, missing_fit_reason(fit, "allocation", f"{symbol}(C)"))
         return
-    grid = log_grid(compute.min(), compute.max())
+    # A fit stored before Approach 1 located its minima has no range: the frontier's then.
+    grid = log_grid(*(allocation.get("compute_range") or (compute.min(), compute.max())))
     ax.plot(
         grid / PFLOP,
         coefficient * grid**exponent,
