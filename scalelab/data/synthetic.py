@@ -66,6 +66,10 @@ What was tried, and measured (ridge probe on the pre-logits, 16x16, LION):
   0.21], R^2 0.997 / 0.995 over 2.28 decades, 4 model and 5 dataset sizes on the frontier,
   alpha_P 1.03 / 0.98 and alpha_N 0.33 / 0.28 (the paper: about 1 and 0.35). Approach 1
   still gives P* ~ C^0.30, E(P, N) C^0.22 / C^0.20 (its E runs to 0 on synthetic-cifar100).
+  (Approach 1 then fitted the frontier's runs; every 0.30 above is that reading.) Locating
+  P* between the sizes instead (analysis/chinchilla.py) gives C^0.13 [0.06, 0.19] / C^0.16
+  [0.13, 0.18] on the same runs, E(P, N) C^0.17 [0.13, 0.25] / C^0.21 [0.17, 0.24] on this
+  session's machine: within each other's intervals on synthetic-cifar10, not on -100.
 - The knob, on the first of those grids: POSE_ZIPF = 1.1 (a heavier tail, every pose rarer)
   delays the learning and brings the onset back (alpha 2.5 / 3.7, b at 20x / 33x the first
   point, R^2 0.96 / 0.97); POSE_ZIPF = 2.0 (the first pose 61% of images) learns sooner but
