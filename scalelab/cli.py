@@ -692,7 +692,9 @@ def fit(
     E(P, N) = E + A/P^alpha + B/N^beta, with 95% bootstrap intervals; store the fit.
 
     Diverged runs and C = 0 baselines are left out; seeds are averaged; where hyper-parameters
-    were swept, each (model, N, T) keeps the setting with the lowest upstream held-out error.
+    were swept, each (model, N, T) keeps the setting with the lowest validation error of the
+    target's probe (rows of its training split held out to choose its penalty), else the
+    lowest upstream held-out error.
     A part the data cannot determine is null, with the reason in the notes. `--loss linear`
     fits E(C) by plain least squares on E, as the paper's curve_fit; when the other loss moves
     alpha by more than half its interval, a robustness line says so.

@@ -40,8 +40,9 @@ DEFAULTS = {
     "lr": "1e-4",
 }
 
-# error(config, T) -> (target error, upstream error); config is the job's config dict.
-ErrorFn = Callable[[dict, float], tuple[float, float]]
+# error(config, T) -> (target error, upstream error[, the probe's validation error]); config
+# is the job's config dict. Without a validation error the probe records no held-out rows.
+ErrorFn = Callable[[dict, float], tuple[float, ...]]
 
 
 def law(config: dict, epochs: float) -> tuple[float, float]:
@@ -64,7 +65,9 @@ def record_grid(db: str, grid: Path, error: ErrorFn = law) -> None:
     enqueue(engine, parse_grid(grid))
     while (lease := claim(engine, "recorder")) is not None:
         for t in lease.epochs:
-            target, upstream = error(lease.config, t)
+            target, upstream, *validation = error(lease.config, t)
+            # As the ridge probe records them: one held-out error per penalty of its grid.
+            details = {"validation_errors": [0.99, *validation]} if validation else {}
             flops = float(model_cost(lease.config["model"], 10, 16).flops)
             record_checkpoint(
                 engine,
@@ -75,7 +78,7 @@ def record_grid(db: str, grid: Path, error: ErrorFn = law) -> None:
                     compute=3 * flops * lease.config["examples"] * t,
                     upstream_error=upstream,
                 ),
-                [ProbeRecord("synthetic-cifar10", "ridge", target, {})],
+                [ProbeRecord("synthetic-cifar10", "ridge", target, details)],
                 device="cpu",
                 lease_s=60,
             )

@@ -78,3 +78,19 @@ def test_seeds_are_averaged_before_comparing() -> None:
     one_seed = (runs["params"] == 1.6e7) & (runs["examples"] == 1e5) & (runs["seed"] == 0)
     runs.loc[one_seed & (runs["epochs"] == 1), "upstream_error"] += 0.09  # mean: +0.045
     assert tuning_notes(runs) == []
+
+
+def test_the_check_reads_each_models_best_setting_not_the_one_the_fit_kept() -> None:
+    runs = runs_with_upstream().assign(setting="a", validation_error=0.5)
+    other = runs.assign(setting="b", validation_error=0.4, job_id=runs["job_id"] + 10_000)
+    other["checkpoint_id"] += 10_000
+    # Setting b probes better (the fit keeps it) but trains the largest model worse upstream
+    # at one (N, T); setting a trains it well there, so the grid holds a recipe that suits it.
+    worsen(other, 1.6e7, 1e5, 1, 0.08)
+    both = pd.concat([runs, other], ignore_index=True)
+    kept = fit_scaling(both, "synthetic", bootstrap=0)
+    assert set(both.loc[both["checkpoint_id"].isin(kept["checkpoint_ids"]), "setting"]) == {"b"}
+    assert tuning_notes(both) == []
+    worsen(runs, 1.6e7, 1e5, 1, 0.08)  # now neither setting trains it well
+    (note,) = tuning_notes(pd.concat([runs, other], ignore_index=True))
+    assert note.startswith("tuning: at N=100000, T=1, synthetic-1.6e+07")

@@ -33,6 +33,7 @@ FINGERPRINT_COLUMNS = [
     "method",
     "error",
     "upstream_error",
+    "validation_error",
     "compute",
     "params",
     "examples",

@@ -36,8 +36,9 @@ from scalelab.errors import FitError
 # canonical order (an older fit's intervals depended on the database's row order) and the
 # note on an Approach 1 interval without width; 4: the notes on a larger model that trained
 # worse and on an unbounded irreducible error in E(P, N); 5: Approach 1 reads P*(C) off
-# interpolated per-size curves instead of fitting the frontier's runs.
-RESULT_VERSION = 5
+# interpolated per-size curves instead of fitting the frontier's runs; 6: settings are chosen
+# on the probe's validation error before the upstream error.
+RESULT_VERSION = 6
 # The Monte Carlo error of a 95% percentile interval is large below a few hundred resamples.
 FEW_RESAMPLES = 200
 
@@ -311,7 +312,7 @@ def fit_result(points: Points, analysis: Analysis) -> dict:
         for name in ("compute_law", "allocation", "approach2")
     }
     notes.extend(_selection_notes(points))
-    notes.extend(size_inversion_notes(points.frame))
+    notes.extend(size_inversion_notes(points.candidates))
     notes.extend(_bootstrap_notes(draws))
     result["notes"] = notes
     return result

@@ -72,6 +72,7 @@ def synthetic_runs(
             "method": "import",
             "error": error,
             "upstream_error": np.nan,
+            "validation_error": np.nan,
             "train_loss": np.nan,
             "wall_seconds": np.nan,
             "batch_size": np.nan,

@@ -5,7 +5,9 @@ At the same N and T a larger model of a scaling sweep reaches a lower upstream h
 often the learning rate, was tuned for the smaller ones, and every law through those points
 measures the recipe rather than the scaling. The demo's first grids trained every size at LION
 lr 1e-3: at N = 256k, T = 1, B-1/Wi-128 reached a held-out error of 0.78 against B-1/Wi-64's
-0.74, and 0.64 at lr 3e-4. The check reads the upstream error only, never the target's.
+0.74, and 0.64 at lr 3e-4. The check reads the upstream error only, never the target's, and
+of each (model, N, T) its best swept setting: the fit may keep another one (it chooses on the
+target's validation error), but a recipe that trains the larger model well is in the grid.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ INVERSION_TOLERANCE = 0.02
 
 def size_inversion_notes(frame: pd.DataFrame) -> list[str]:
     """One note naming the worst (N, T) where a model trained worse upstream than a smaller
-    one by more than INVERSION_TOLERANCE (seed means), with how many (N, T) do; [] if none.
-    ``frame``: the kept checkpoints of a fit (Points.frame)."""
+    one by more than INVERSION_TOLERANCE (seed means of each model's best setting), with how
+    many (N, T) do; [] if none. ``frame``: a fit's checkpoints of every setting
+    (Points.candidates)."""
     rows = frame.dropna(subset=["upstream_error"])
+    cell = ["examples", "epochs", "params", "model"]
     means = (
-        rows.groupby(["examples", "epochs", "params", "model"], sort=True)["upstream_error"]
+        rows.groupby([*cell, "setting"], sort=True)["upstream_error"]
         .mean()
+        .groupby(cell, sort=True)
+        .min()
         .reset_index()
     )
     worst, cells = None, 0

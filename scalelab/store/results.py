@@ -41,6 +41,7 @@ RUN_COLUMNS = [
     "method",
     "error",
     "upstream_error",
+    "validation_error",
     "train_loss",
     "wall_seconds",
     "batch_size",
@@ -132,6 +133,14 @@ def replace_checkpoint(
     session.add(ckpt)
     session.flush()
     return ckpt
+
+
+def probe_validation_error(details: dict[str, Any] | None) -> float | None:
+    """The error of the probe's chosen setting (penalty or l2) on the share of the target's
+    training split it held out to choose it (``validation_errors``, one per candidate, the
+    chosen one the lowest); None for a probe that chose nothing on held-out rows."""
+    errors = (details or {}).get("validation_errors")
+    return finite_or_none(min(errors)) if errors else None
 
 
 def probe_row(checkpoint_id: int, probe: ProbeRecord) -> ProbeResultRow:
@@ -253,6 +262,8 @@ def setting_of(config: dict[str, Any]) -> str:
 
 def runs_frame(engine: Engine, sweeps: list[str] | None = None) -> pd.DataFrame:
     """One row per (checkpoint, target); held-out pretraining error as target 'upstream'.
+    ``validation_error``: the probe's error on the rows of the target's training split it held
+    out to choose its setting (see probe_validation_error), never on the test split.
 
     ``sweeps``: only the runs of the sweeps with these names (default: every sweep).
     """
@@ -290,11 +301,13 @@ def runs_frame(engine: Engine, sweeps: list[str] | None = None) -> pd.DataFrame:
                 ProbeResultRow.target,
                 ProbeResultRow.method,
                 ProbeResultRow.error,
+                ProbeResultRow.details,
             ).order_by(ProbeResultRow.id)
         ).all()
-    by_ckpt: dict[int, list[tuple[str, str, float]]] = {}
-    for ckpt_id, target, method, error in probes:
-        by_ckpt.setdefault(ckpt_id, []).append((target, method, error))
+    by_ckpt: dict[int, list[tuple[str, str, float, float | None]]] = {}
+    for ckpt_id, target, method, error, details in probes:
+        validation = probe_validation_error(details)
+        by_ckpt.setdefault(ckpt_id, []).append((target, method, error, validation))
     records = []
     for (
         ckpt_id,
@@ -339,11 +352,15 @@ def runs_frame(engine: Engine, sweeps: list[str] | None = None) -> pd.DataFrame:
         }
         targets = list(by_ckpt.get(ckpt_id, []))
         if upstream_error is not None:
-            targets.append(("upstream", "upstream", upstream_error))
-        for target, method, error in targets:
-            records.append({**base, "target": target, "method": method, "error": error})
+            targets.append(("upstream", "upstream", upstream_error, None))
+        for target, method, error, validation in targets:
+            records.append(
+                {**base, "target": target, "method": method, "error": error,
+                 "validation_error": validation}
+            )  # fmt: skip
     frame = pd.DataFrame.from_records(records, columns=RUN_COLUMNS)
-    for column in ("batch_size", "lr", "upstream_error", "train_loss", "wall_seconds", "error"):
+    floats = ("batch_size", "lr", "upstream_error", "validation_error", "train_loss")
+    for column in (*floats, "wall_seconds", "error"):
         frame[column] = frame[column].astype(float)
     return frame
 
