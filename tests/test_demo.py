@@ -1,11 +1,13 @@
 """The demo sweep end to end (minutes on a 2-core CPU): its frontier is a power law.
 
 Runs grids/demo.toml, demo-large-n.toml and demo-wide-n.toml (one sweep) as `make demo` does
-(two local workers, then `scalelab fit` per target) and checks goals 1-4 and 7 of issue 16 on
+(two local workers, then `scalelab fit` per target) and checks goals 1-5 and 7 of issue 16 on
 both synthetic targets: the bend b of E(C) = a(b+C)^-alpha + E_inf lies below the frontier
 (or b = 0), R^2 (log) >= 0.97 over at least 2 decades of compute, alpha in [0.05, 1] with a
 95% bootstrap interval narrower than 0.2 that excludes 0, and frontier points from at least 3
-model sizes and 3 dataset sizes; E(P) and E(N) with intervals; pretrained features >= 10
+model sizes and 3 dataset sizes; E(P) and E(N) with intervals; P*(C) and N*(C) exponents
+from Approaches 1 and 3 with intervals narrower than 0.3, each inside the other's interval;
+pretrained features >= 10
 points better than the best random initialisation; and no size that trained worse upstream
 than a smaller one (the fit's tuning note).
 """
@@ -87,6 +89,18 @@ def test_demo_bottleneck_laws_have_intervals(demo_fits, target) -> None:
     for law in ("params_law", "examples_law"):
         low, high = demo_fits[target][law]["alpha_ci"]
         assert 0 < low < high, (law, low, high)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", TARGETS)
+def test_demo_allocation_approaches_agree_within_their_intervals(demo_fits, target) -> None:
+    # 5. Approach 1 (P* located between the sizes) and Approach 3 (E(P, N)) at T = 1.
+    one, three = demo_fits[target]["allocation"], demo_fits[target]["parametric"]
+    for exponent in ("params_exponent", "examples_exponent"):
+        (low1, high1), (low3, high3) = one[f"{exponent}_ci"], three[f"{exponent}_ci"]
+        assert high1 - low1 < 0.3 and high3 - low3 < 0.3, (exponent, one, three)
+        assert low3 <= one[exponent] <= high3, (exponent, one[exponent], three[f"{exponent}_ci"])
+        assert low1 <= three[exponent] <= high1, (exponent, three[exponent], one[f"{exponent}_ci"])
 
 
 @pytest.mark.slow
