@@ -7,12 +7,14 @@ frames here are built by hand, so the expected inversion is known without the ch
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from scalelab.analysis import fit_scaling
+from scalelab.analysis.points import select_points
 from scalelab.analysis.synthetic import synthetic_runs
-from scalelab.analysis.tuning import INVERSION_TOLERANCE
+from scalelab.analysis.tuning import INVERSION_TOLERANCE, size_inversion_notes
 
 PARAMS = (1e6, 4e6, 1.6e7)
 EXAMPLES = (1e4, 1e5, 1e6)
@@ -94,3 +96,13 @@ def test_the_check_reads_each_models_best_setting_not_the_one_the_fit_kept() -> 
     worsen(runs, 1.6e7, 1e5, 1, 0.08)  # now neither setting trains it well
     (note,) = tuning_notes(pd.concat([runs, other], ignore_index=True))
     assert note.startswith("tuning: at N=100000, T=1, synthetic-1.6e+07")
+
+
+def test_points_kept_for_a_backtest_are_checked_in_their_own_cells_only() -> None:
+    runs = runs_with_upstream()
+    worsen(runs, 1.6e7, 1e6, 2, 0.08)  # the inversion sits at the largest N, T = 2
+    points = select_points(runs, "synthetic")
+    assert len(size_inversion_notes(points.candidates)) == 1
+    averaged = points.averaged
+    kept = np.flatnonzero(~((averaged["examples"] == 1e6) & (averaged["epochs"] == 2)))
+    assert size_inversion_notes(points.take(kept).candidates) == []

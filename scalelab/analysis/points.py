@@ -86,7 +86,10 @@ class Points:
         codes = {c: i for i, c in enumerate(sorted(averaged["config"].unique()))}
         averaged["config"] = averaged["config"].map(codes)
         frame["config"] = frame["config"].map(codes)
-        return dataclasses.replace(self, frame=frame, averaged=averaged)
+        cells = pd.MultiIndex.from_frame(averaged[AT])
+        competed = pd.MultiIndex.from_frame(self.candidates[AT]).isin(cells)
+        candidates = self.candidates[competed].reset_index(drop=True)
+        return dataclasses.replace(self, frame=frame, averaged=averaged, candidates=candidates)
 
     def checkpoint_ids(self, index: np.ndarray) -> list[int]:
         """The checkpoints behind the averaged points ``index``."""
