@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.optimize import minimize_scalar
 
 from scalelab.analysis import fit_scaling
 from scalelab.analysis.chinchilla import fit_allocation
@@ -54,6 +55,8 @@ def test_on_a_doubling_grid_approach_1_gives_the_closed_form(law, params, exampl
     assert allocation["params_exponent"] == pytest.approx(closed_form(law), abs=0.01)
     assert allocation["params_exponent"] + allocation["examples_exponent"] == pytest.approx(1.0)
     assert allocation["grid_edge"] == []
+    # One power law: both halves of the located range have the closed form's exponent.
+    assert allocation["params_exponent_halves"] == pytest.approx([closed_form(law)] * 2, abs=0.02)
     # The frontier's runs run from the grid's cheapest corner to its costliest: their slope
     # is the grid's (0.37 and 0.36 here), well above the optimum's.
     assert _frontier_runs_exponent(runs) - closed_form(law) > 0.08
@@ -64,6 +67,43 @@ def test_a_grid_wide_enough_gives_no_warning_and_the_closed_form() -> None:
     allocation = fit_scaling(runs, "c", bootstrap=0)["allocation"]
     assert allocation["grid_edge"] == []
     assert allocation["params_exponent"] == pytest.approx(closed_form(LAW), abs=0.01)
+
+
+def test_where_p_star_bends_approach_1_gives_each_halfs_exponent_and_says_so() -> None:
+    """A second P term, A1/P^1.5, dominates below P ≈ 3e6: P*(C) steepens from C^(0.3/1.8)
+    towards C^0.5 across the grid. The reference is P*(C) of the law itself, minimised over
+    continuous P at each budget."""
+    law, a1 = KnownLaw(alpha=0.3, beta=0.3, A=1.0, B=2.55), 1.26e7
+    runs = _runs(1e5 * 2.0 ** np.arange(11), 1e4 * 2.0 ** np.arange(17), law)
+    runs["error"] += a1 * runs["params"] ** -1.5
+    result = fit_scaling(runs, "c", bootstrap=0)
+    allocation = result["allocation"]
+
+    def p_star(compute: float) -> float:  # C = 3·P·N·T, T = 50
+        def error(log_p: float) -> float:
+            p = np.exp(log_p)
+            return float(law.error(p, compute / (150 * p), 50.0) + a1 * p**-1.5)
+
+        bounds = (np.log(1e3), np.log(1e10))
+        return float(np.exp(minimize_scalar(error, bounds=bounds, method="bounded").x))
+
+    low, high = allocation["compute_range"]
+    middle = np.sqrt(low * high)
+    expected = []
+    for start, stop in ((low, middle), (middle, high)):
+        budgets = np.geomspace(start, stop, 50)
+        stars = [p_star(c) for c in budgets]
+        expected.append(np.polyfit(np.log(budgets), np.log(stars), 1)[0])
+    assert expected[1] - expected[0] > 0.15  # the world bends
+    halves = allocation["params_exponent_halves"]
+    assert halves == pytest.approx(expected, abs=0.02)
+    assert (
+        f"allocation: at T=50, P*(C) bends where it is located: C^{halves[0]:.2f} from "
+        f"{low:.2g} to {middle:.2g} FLOP, C^{halves[1]:.2f} from there to {high:.2g}; the "
+        f"exponent {allocation['params_exponent']:.2f} averages the two, and its interval does "
+        "not include the bend: the power law describes this range on average only (more model "
+        "sizes between the grid's locate P* more finely)"
+    ) in result["notes"]
 
 
 def test_a_grid_whose_p_star_outgrows_its_sizes_says_to_train_larger_models() -> None:

@@ -55,6 +55,12 @@ MIN_LOCATED_DECADES = 0.25
 # Approach 1 warns when P*(C) is located over less than this share of the log-compute range
 # where three or more sizes have runs: elsewhere the best size sat at the grid's edge.
 LOCATED_SHARE_WARNING = 0.5
+# ... and when P*(C)'s exponent over the lower half of the located log-compute range and over
+# the upper half differ by more than this. Noise-free E + A/P^a + B/N^b grids give halves
+# within 0.015 of each other (tests/test_allocation_grid_edge.py); the demo's four sizes gave
+# -0.03 and 0.40 on synthetic-cifar100, Chinchilla's 245 runs 0.71 and 0.35.
+BEND_WARNING = 0.1
+MIN_HALF_BUDGETS = 3  # located budgets per half for its exponent
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,34 @@ class Allocation:
     @property
     def compute_range(self) -> tuple[float, float]:
         return self.minima[0][0], self.minima[-1][0]
+
+    @property
+    def half_exponents(self) -> tuple[float, float] | None:
+        """P*(C)'s exponent over the lower and over the upper half of the log-compute range of
+        the minima (least squares on each half's); None with fewer than MIN_HALF_BUDGETS."""
+        compute, params = (np.array([m[i] for m in self.minima]) for i in (0, 1))
+        middle = np.sqrt(compute[0] * compute[-1])
+        halves = (compute <= middle, compute >= middle)
+        if min(int(h.sum()) for h in halves) < MIN_HALF_BUDGETS:
+            return None
+        lower, upper = (fit_log_linear(compute[h], params[h])[1] for h in halves)
+        return lower, upper
+
+    def bend_warnings(self) -> tuple[str, ...]:
+        """Where the halves' exponents differ by more than BEND_WARNING, P*(C) is no single
+        power law over the compute where it was located, and the bootstrap interval (which
+        describes the noise of the points) does not show that: say so."""
+        halves = self.half_exponents
+        if halves is None or abs(halves[1] - halves[0]) <= BEND_WARNING:
+            return ()
+        low, high = self.compute_range
+        return (
+            f"allocation: at T={self.epochs:g}, P*(C) bends where it is located: C^{halves[0]:.2f} "
+            f"from {low:.2g} to {np.sqrt(low * high):.2g} FLOP, C^{halves[1]:.2f} from there to "
+            f"{high:.2g}; the exponent {self.params_exponent:.2f} averages the two, and its "
+            "interval does not include the bend: the power law describes this range on average "
+            "only (more model sizes between the grid's locate P* more finely)",
+        )
 
     def params_at(self, compute: float | np.ndarray) -> np.ndarray:
         return self.params_coefficient * np.asarray(compute, float) ** self.params_exponent

@@ -37,8 +37,9 @@ from scalelab.errors import FitError
 # note on an Approach 1 interval without width; 4: the notes on a larger model that trained
 # worse and on an unbounded irreducible error in E(P, N); 5: Approach 1 reads P*(C) off
 # interpolated per-size curves instead of fitting the frontier's runs; 6: settings are chosen
-# on the probe's validation error before the upstream error.
-RESULT_VERSION = 6
+# on the probe's validation error before the upstream error; 7: Approach 1 reports the
+# exponents of the halves of its range, and a note where they differ.
+RESULT_VERSION = 7
 # The Monte Carlo error of a 95% percentile interval is large below a few hundred resamples.
 FEW_RESAMPLES = 200
 
@@ -255,6 +256,7 @@ def fit_result(points: Points, analysis: Analysis) -> dict:
             }
         )
     alloc = fits.get("allocation")
+    halves = alloc and alloc.half_exponents
     result["allocation"] = (
         None
         if alloc is None
@@ -270,10 +272,12 @@ def fit_result(points: Points, analysis: Analysis) -> dict:
             "compute_range": list(alloc.compute_range),
             "minima": [list(m) for m in alloc.minima],
             "grid_edge": list(alloc.warnings),
+            "params_exponent_halves": halves and list(halves),
         }
     )
     if alloc is not None:
         notes.extend(alloc.warnings)
+        notes.extend(alloc.bend_warnings())
     result["approach2"] = approach2_part(fits.get("approach2"), ci)
     if fits.get("approach2") is not None:
         notes.extend(fits["approach2"].warnings)
