@@ -7,9 +7,9 @@ Where a grid swept hyper-parameters, one setting is kept per (model, N, T) by SE
 which never looks at the test error being fitted (except for imports, which carry no
 held-out error, and say so). It scores a setting on the target itself, by the error its probe
 made on the rows of the target's training split it held out to choose its penalty: on the
-demo, the upstream held-out error (another task) chose the rate that probed 0.017 to 0.024
-worse at 3 of the 12 contested (model, N) at T = 1 on synthetic-cifar100, and Approach 1's
-P* exponent fell from 0.20 to 0.16, outside E(P, N)'s interval. The upstream error decides
+demo, the upstream held-out error (another task) chose the rate that probed 0.017 worse at 2
+of the 12 contested (model, N) at T = 1 on synthetic-cifar100, and Approach 1's P* exponent
+fell from 0.20 to 0.16, outside E(P, N)'s interval. The upstream error decides
 only where a probe kept no held-out rows (a single penalty, or the `lion` probe).
 """
 
