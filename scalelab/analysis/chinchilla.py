@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -84,7 +85,7 @@ class Allocation:
     def compute_range(self) -> tuple[float, float]:
         return self.minima[0][0], self.minima[-1][0]
 
-    @property
+    @functools.cached_property  # read by the report and by bend_warnings
     def half_exponents(self) -> tuple[float, float] | None:
         """P*(C)'s exponent over the lower and over the upper half of the log-compute range of
         the minima (least squares on each half's); None with fewer than MIN_HALF_BUDGETS."""
